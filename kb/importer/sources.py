@@ -1,0 +1,134 @@
+"""Finding guides on disk: which folders are guides, their guide.toml, and their files."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .render import RENDER_VERSION
+
+INDEX = "index.md"
+GUIDE_FILE = "guide.toml"
+
+
+class SourceError(Exception):
+    """A content file that cannot be used; the message names the file (and line)."""
+
+
+@dataclass
+class ArticleSource:
+    slug: str
+    path: Path
+    text: str
+    content_hash: str
+
+
+@dataclass
+class GuideSource:
+    slug: str
+    path: Path
+    title: str
+    base_url: str
+    index_text: str | None
+    articles: list[ArticleSource] = field(default_factory=list)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(f"{RENDER_VERSION}\0{text}".encode()).hexdigest()
+
+
+def _markdown_files(folder: Path) -> list[Path]:
+    # Hidden files (editor swap files, macOS "._" resource forks) are not content.
+    return sorted(p for p in folder.glob("*.md") if not p.name.startswith("."))
+
+
+def _has_markdown(folder: Path) -> bool:
+    return bool(_markdown_files(folder))
+
+
+def _is_guide(folder: Path) -> bool:
+    if (folder / GUIDE_FILE).is_file() or (folder / INDEX).is_file():
+        return True
+    subfolders_with_markdown = any(p.is_dir() and _has_markdown(p) for p in folder.iterdir())
+    return _has_markdown(folder) and not subfolders_with_markdown
+
+
+def find_guide_folders(paths: list[Path]) -> list[Path]:
+    """Expand each PATH into guide folders: a guide itself, or a folder of guides."""
+    folders: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            raise SourceError(f"{path}: not a folder")
+        if _is_guide(path):
+            folders.append(path)
+        else:
+            folders.extend(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_guide(p)))
+    slugs: dict[str, Path] = {}
+    for folder in folders:
+        if folder.name in slugs and slugs[folder.name].resolve() != folder.resolve():
+            raise SourceError(f"{folder}: guide slug {folder.name!r} is also used by {slugs[folder.name]}")
+        slugs[folder.name] = folder
+    return list(dict.fromkeys(slugs.values()))
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SourceError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
+
+
+def _read_guide_toml(path: Path) -> dict:
+    try:
+        data = tomllib.loads(_read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise SourceError(f"{path}: invalid TOML: {exc}") from None
+    for key in ("title", "base_url"):
+        if key in data and not isinstance(data[key], str):
+            raise SourceError(f"{path}: {key} must be a string")
+    base_url = data.get("base_url", "")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise SourceError(f"{path}: base_url must be an http(s) URL, got {base_url!r}")
+    if base_url and not base_url.endswith("/"):
+        data["base_url"] = base_url + "/"
+    return data
+
+
+def load_guide(folder: Path) -> GuideSource:
+    """Read a guide folder; raises SourceError naming every unreadable file."""
+    errors: list[str] = []
+    meta: dict = {}
+    if (folder / GUIDE_FILE).is_file():
+        try:
+            meta = _read_guide_toml(folder / GUIDE_FILE)
+        except SourceError as exc:
+            errors.append(str(exc))
+    index_text = None
+    if (folder / INDEX).is_file():
+        try:
+            index_text = _read_text(folder / INDEX)
+        except SourceError as exc:
+            errors.append(str(exc))
+    guide = GuideSource(
+        slug=folder.name,
+        path=folder,
+        title=meta.get("title", ""),
+        base_url=meta.get("base_url", ""),
+        index_text=index_text,
+    )
+    for path in _markdown_files(folder):
+        if path.name == INDEX:
+            continue
+        try:
+            text = _read_text(path)
+        except (SourceError, OSError) as exc:
+            errors.append(str(exc))
+            continue
+        guide.articles.append(ArticleSource(path.stem, path, text, _hash(text)))
+    if errors:
+        raise SourceError("\n".join(errors))
+    return guide

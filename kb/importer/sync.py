@@ -1,0 +1,315 @@
+"""Import markdown guides into the database as a guide-by-guide sync.
+
+Everything is read and rendered before anything is written, so a bad file aborts the
+run with the database untouched; the writes then happen in one transaction. Rows are
+matched by (guide, article slug, anchor), so unchanged rows keep their ids.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from kb.models import Article, Guide, Section
+
+from .render import LinkContext, RenderedArticle, Renderer, RenderError
+from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
+
+Progress = Callable[[int, int], None]
+
+# Rendering is CPU-bound; below this many files a worker pool costs more than it saves.
+PARALLEL_THRESHOLD = 64
+
+
+class ImportFailed(Exception):
+    """The run was aborted and nothing was written; `errors` name each bad file."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class ImportReport:
+    guides: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        verb = "would be " if self.dry_run else ""
+        return (
+            f"{len(self.guides)} guide(s): {len(self.added)} {verb}added, {len(self.updated)} {verb}updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.removed)} {verb}removed, {len(self.warnings)} warning(s)"
+        )
+
+
+@dataclass
+class _GuidePlan:
+    source: GuideSource
+    context: LinkContext
+    existing: dict[str, Article]
+    guide: Guide | None
+    to_render: list[ArticleSource]
+    rendered: dict[str, RenderedArticle] = field(default_factory=dict)
+    title: str = ""
+    toc: list[dict] = field(default_factory=list)
+
+
+def import_content(
+    paths: list[str | Path] | None = None, *, dry_run: bool = False, progress: Progress | None = None
+) -> ImportReport:
+    """Sync the guides found under `paths` (default: settings.KB_CONTENT_DIR) into the database.
+
+    With `dry_run`, every file is rendered and checked but nothing is written.
+    Raises ImportFailed, with nothing written, when any file cannot be read or rendered.
+    """
+    roots = [Path(p) for p in paths] if paths else [Path(settings.KB_CONTENT_DIR)]
+    report = ImportReport(dry_run=dry_run)
+    errors: list[str] = []
+    sources: list[GuideSource] = []
+    try:
+        folders = find_guide_folders(roots)
+    except SourceError as exc:
+        raise ImportFailed([str(exc)]) from None
+    for folder in folders:
+        try:
+            sources.append(load_guide(folder))
+        except SourceError as exc:
+            errors.extend(str(exc).splitlines())
+    if errors:
+        raise ImportFailed(errors)
+
+    plans = [_plan(source, full=dry_run) for source in sources]
+    _render_all(plans, progress, errors)
+    if errors:
+        raise ImportFailed(errors)
+    for plan in plans:
+        report.guides.append(plan.source.slug)
+        report.warnings.extend(_check_links(plan))
+    if dry_run:
+        for plan in plans:
+            _classify(plan, report)
+        return report
+    with transaction.atomic():
+        for plan in plans:
+            _write_guide(plan, report)
+    return report
+
+
+def _article_url_template() -> str:
+    return reverse("kb:article", args=["GUIDE", "ARTICLE"]).replace("GUIDE", "{guide}").replace("ARTICLE", "{article}")
+
+
+def _plan(source: GuideSource, *, full: bool) -> _GuidePlan:
+    context = LinkContext(
+        guide=source.slug,
+        base_url=source.base_url,
+        articles=frozenset(a.slug for a in source.articles),
+        article_url=_article_url_template(),
+    )
+    guide = Guide.objects.filter(slug=source.slug).first()
+    existing = {a.slug: a for a in Article.objects.filter(guide=guide)} if guide else {}
+    # Links in every article depend on which articles the guide has and where it is
+    # published, so a change to either re-renders the whole guide.
+    context_changed = guide is None or guide.link_context != _link_context_key(context)
+    to_render = [
+        a for a in source.articles
+        if full or context_changed or a.slug not in existing or existing[a.slug].content_hash != a.content_hash
+    ]
+    return _GuidePlan(source, context, existing, guide, to_render)
+
+
+def _link_context_key(context: LinkContext) -> str:
+    return "\n".join([context.base_url, *sorted(context.articles)])
+
+
+_worker_renderer: Renderer | None = None
+
+
+def _render_one(job: tuple[str, str, LinkContext]) -> tuple[str, RenderedArticle | None, str | None]:
+    global _worker_renderer
+    path, text, context = job
+    if _worker_renderer is None:
+        _worker_renderer = Renderer()
+    try:
+        return path, _worker_renderer.render(text, context), None
+    except RenderError as exc:
+        where = f"{path}:{exc.line}" if exc.line else path
+        return path, None, f"{where}: {exc}"
+    except Exception as exc:  # a renderer crash must still name the file
+        return path, None, f"{path}: cannot render ({type(exc).__name__}: {exc})"
+
+
+def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list[str]) -> None:
+    owners: dict[str, tuple[_GuidePlan, str]] = {}
+    jobs = []
+    for plan in plans:
+        for article in plan.to_render:
+            owners[str(article.path)] = (plan, article.slug)
+            jobs.append((str(article.path), article.text, plan.context))
+    workers = min(os.cpu_count() or 1, 4)
+    if len(jobs) >= PARALLEL_THRESHOLD and workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            _collect(pool.imap_unordered(_render_one, jobs, chunksize=8), owners, len(jobs), progress, errors)
+    else:
+        _collect(map(_render_one, jobs), owners, len(jobs), progress, errors)
+    renderer = Renderer()
+    for plan in plans:
+        if plan.source.index_text is not None:
+            index = plan.source.path / INDEX
+            try:
+                plan.title, plan.toc = renderer.render_toc(plan.source.index_text, plan.context)
+            except RenderError as exc:
+                errors.append(f"{index}:{exc.line}: {exc}" if exc.line else f"{index}: {exc}")
+        plan.title = plan.source.title or plan.title or plan.source.slug
+
+
+def _collect(results, owners, total: int, progress: Progress | None, errors: list[str]) -> None:
+    for done, (path, rendered, error) in enumerate(results, 1):
+        plan, slug = owners[path]
+        if error:
+            errors.append(error)
+        else:
+            plan.rendered[slug] = rendered
+        if progress:
+            progress(done, total)
+
+
+def _check_links(plan: _GuidePlan) -> list[str]:
+    """Warnings for internal links whose target anchor does not exist."""
+    anchors: dict[str, set[str]] = {slug: set(a.anchors) for slug, a in plan.existing.items()}
+    links: dict[str, list] = {slug: a.links for slug, a in plan.existing.items()}
+    for slug, rendered in plan.rendered.items():
+        anchors[slug] = rendered.anchors
+        links[slug] = [[l.article, l.anchor, l.line] for l in rendered.links]
+    warnings = []
+    for article in plan.source.articles:
+        for target, anchor, line in links.get(article.slug, []):
+            target_anchors = anchors.get(target or article.slug, set())
+            if anchor and anchor not in target_anchors:
+                where = f"{article.path}:{line}" if line else str(article.path)
+                what = f"#{anchor}" if not target else f"{target}.md#{anchor}"
+                warnings.append(f"{where}: broken link to {what}: no such anchor")
+        rendered = plan.rendered.get(article.slug)
+        for line, message in rendered.warnings if rendered else []:
+            warnings.append(f"{article.path}:{line}: {message}")
+    return warnings
+
+
+def _classify(plan: _GuidePlan, report: ImportReport) -> bool:
+    """Record what the sync does to each article of the guide; True when any article changes."""
+    before = len(report.added) + len(report.updated) + len(report.removed)
+    for article in plan.source.articles:
+        key = f"{plan.source.slug}/{article.slug}"
+        old = plan.existing.get(article.slug)
+        if old is None:
+            report.added.append(key)
+        elif old.content_hash != article.content_hash:
+            report.updated.append(key)
+        else:
+            report.unchanged.append(key)
+    present = {a.slug for a in plan.source.articles}
+    report.removed.extend(f"{plan.source.slug}/{slug}" for slug in plan.existing if slug not in present)
+    return len(report.added) + len(report.updated) + len(report.removed) > before
+
+
+def _toc_order(toc: list[dict]) -> dict[str, tuple[int, str | None]]:
+    """Article slug -> (position, parent slug), depth-first through the table of contents."""
+    order: dict[str, tuple[int, str | None]] = {}
+
+    def walk(nodes: list[dict], parent: str | None) -> None:
+        for node in nodes:
+            slug = node["slug"] or None
+            if slug and slug not in order:
+                order[slug] = (len(order), parent)
+            walk(node["children"], slug or parent)
+
+    walk(toc, None)
+    return order
+
+
+def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
+    now = timezone.now()
+    source = plan.source
+    guide = plan.guide or Guide(slug=source.slug, imported_at=now)
+    before = (guide.title, guide.base_url, guide.toc, guide.link_context)
+    guide.title = plan.title
+    guide.base_url = source.base_url
+    guide.toc = plan.toc
+    guide.link_context = _link_context_key(plan.context)
+    articles_changed = _classify(plan, report)
+    if articles_changed or before != (guide.title, guide.base_url, guide.toc, guide.link_context):
+        guide.imported_at = now
+    guide.save()
+
+    present = {a.slug for a in source.articles}
+    Article.objects.filter(guide=guide).exclude(slug__in=present).delete()
+
+    order = _toc_order(plan.toc)
+    unlisted = sorted(present - order.keys())
+    positions = {slug: order[slug][0] if slug in order else len(order) + unlisted.index(slug) for slug in present}
+    articles: dict[str, Article] = {}
+    for article_source in source.articles:
+        slug = article_source.slug
+        article = plan.existing.get(slug) or Article(guide=guide, slug=slug)
+        rendered = plan.rendered.get(slug)
+        changed_fields = article.pk is None or rendered is not None
+        if rendered is not None:
+            content_changed = article.content_hash != article_source.content_hash
+            article.title = rendered.title
+            article.anchor = rendered.anchor
+            article.anchors = sorted(rendered.anchors)
+            article.links = [[l.article, l.anchor, l.line] for l in rendered.links]
+            article.source_path = article_source.path.name
+            article.content_hash = article_source.content_hash
+            if content_changed or article.pk is None:
+                article.imported_at = now
+        if article.position != positions[slug]:
+            article.position = positions[slug]
+            changed_fields = True
+        if changed_fields:
+            article.save()
+        if rendered is not None:
+            _sync_sections(article, rendered)
+        articles[slug] = article
+
+    for slug, article in articles.items():
+        parent_slug = order.get(slug, (0, None))[1]
+        parent_id = articles[parent_slug].pk if parent_slug in articles else None
+        if article.parent_id != parent_id:
+            Article.objects.filter(pk=article.pk).update(parent_id=parent_id)
+
+
+def _sync_sections(article: Article, rendered: RenderedArticle) -> None:
+    existing = {s.anchor: s for s in Section.objects.filter(article=article)}
+    fields = ("title", "level", "position", "html", "text")
+    create, update = [], []
+    for new in rendered.sections:
+        section = existing.pop(new.anchor, None)
+        values = {name: getattr(new, name) for name in fields}
+        if section is None:
+            create.append(Section(article=article, anchor=new.anchor, **values))
+        elif any(getattr(section, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(section, name, value)
+            update.append(section)
+    if existing:
+        Section.objects.filter(pk__in=[s.pk for s in existing.values()]).delete()
+    Section.objects.bulk_create(create, batch_size=500)
+    Section.objects.bulk_update(update, fields, batch_size=500)

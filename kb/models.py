@@ -1,0 +1,144 @@
+"""The knowledge base as imported from markdown: guides, their articles, and sections.
+
+The section (an anchored heading and the content up to the next one) is the unit that
+search, links, feedback and recommendations point at. Rows are keyed by stable slugs and
+anchors so that re-imports update them in place and keep their ids.
+"""
+
+from django.db import models
+from django.db.models import Count, Prefetch, Q
+from django.urls import reverse
+
+
+class GuideQuerySet(models.QuerySet):
+    def with_article_counts(self) -> "GuideQuerySet":
+        return self.annotate(article_count=Count("articles"))
+
+
+class Guide(models.Model):
+    slug = models.SlugField(max_length=200, unique=True)
+    title = models.CharField(max_length=300)
+    base_url = models.URLField(blank=True, help_text="Where articles that are not imported are published.")
+    toc = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The table of contents from index.md: nested [{title, slug, href, children}].",
+    )
+    link_context = models.TextField(
+        blank=True, help_text="base_url and article slugs the stored links were rendered against."
+    )
+    imported_at = models.DateTimeField()
+
+    objects = GuideQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("kb:guide", args=[self.slug])
+
+
+class ArticleQuerySet(models.QuerySet):
+    def troubleshooting(self) -> "ArticleQuerySet":
+        """Articles about fixing problems, named so by their authors."""
+        return self.filter(Q(title__icontains="troubleshoot") | Q(slug__icontains="troubleshoot")).order_by(
+            "guide__title", "position", "slug"
+        )
+
+    def with_topics(self) -> "ArticleQuerySet":
+        return self.select_related("guide").prefetch_related(
+            Prefetch("sections", queryset=Section.objects.topics().only("article_id", "anchor", "title", "level"),
+                     to_attr="topics")
+        )
+
+
+class Article(models.Model):
+    guide = models.ForeignKey(Guide, on_delete=models.CASCADE, related_name="articles")
+    slug = models.CharField(max_length=200)
+    title = models.CharField(max_length=500)
+    anchor = models.CharField(max_length=200, blank=True, help_text="The anchor on the article's H1.")
+    source_path = models.CharField(max_length=500, help_text="Path of the markdown file, relative to its guide.")
+    content_hash = models.CharField(max_length=64)
+    anchors = models.JSONField(default=list, help_text="Every anchor in the article, for link checks.")
+    links = models.JSONField(default=list, help_text="Internal links as [article, anchor, line].")
+    position = models.PositiveIntegerField(default=0, help_text="Order in the guide's table of contents.")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    imported_at = models.DateTimeField(help_text="When this article's content last changed in an import.")
+
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["guide", "position", "slug"]
+        constraints = [models.UniqueConstraint(fields=["guide", "slug"], name="kb_article_unique_slug")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("kb:article", args=[self.guide.slug, self.slug])
+
+    def ancestors(self) -> list["Article"]:
+        """Parents in the guide's table of contents, outermost first (for breadcrumbs)."""
+        chain: list[Article] = []
+        parent_id = self.parent_id
+        by_id = {}
+        if parent_id:
+            by_id = {a.pk: a for a in Article.objects.filter(guide_id=self.guide_id).only("slug", "title", "parent_id")}
+        while parent_id and parent_id in by_id and len(chain) < 50:
+            parent = by_id[parent_id]
+            parent.guide = self.guide
+            chain.insert(0, parent)
+            parent_id = parent.parent_id
+        return chain
+
+    def previous_in_guide(self) -> "Article | None":
+        return self._neighbour(before=True)
+
+    def next_in_guide(self) -> "Article | None":
+        return self._neighbour(before=False)
+
+    def _neighbour(self, *, before: bool) -> "Article | None":
+        siblings = Article.objects.filter(guide_id=self.guide_id).select_related("guide").only(
+            "slug", "title", "guide__slug"
+        )
+        if before:
+            siblings = siblings.filter(Q(position__lt=self.position) | Q(position=self.position, slug__lt=self.slug))
+            return siblings.order_by("-position", "-slug").first()
+        siblings = siblings.filter(Q(position__gt=self.position) | Q(position=self.position, slug__gt=self.slug))
+        return siblings.order_by("position", "slug").first()
+
+
+class SectionQuerySet(models.QuerySet):
+    def topics(self) -> "SectionQuerySet":
+        """The troubleshooting topics: every section below an article's title."""
+        return self.filter(level__gt=1).exclude(anchor="")
+
+
+class Section(models.Model):
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="sections")
+    anchor = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=500)
+    level = models.PositiveSmallIntegerField()
+    position = models.PositiveIntegerField()
+    html = models.TextField(help_text="Sanitised HTML, rendered once at import.")
+    text = models.TextField(help_text="Plain text of the section, for search.")
+
+    objects = SectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["article", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "anchor"], name="kb_section_unique_anchor")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        url = reverse("kb:article", args=[self.article.guide.slug, self.article.slug])
+        return f"{url}#{self.anchor}" if self.anchor else url

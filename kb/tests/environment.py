@@ -1,0 +1,7 @@
+"""Loaded with `-p` before Django is configured: tests run with production-like settings
+(DEBUG off), so they need the environment a deployment would provide."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 32)
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")

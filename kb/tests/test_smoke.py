@@ -1,0 +1,2 @@
+def test_x(client, db):
+    assert client.get("/nope/").status_code == 404
