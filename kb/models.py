@@ -114,6 +114,12 @@ class Article(models.Model):
 
 
 class SectionQuerySet(models.QuerySet):
+    def with_article(self) -> "SectionQuerySet":
+        """Sections with their article and guide, without the bulky fields a listing never shows."""
+        return self.select_related("article__guide").defer(
+            "html", "article__anchors", "article__links", "article__guide__toc", "article__guide__link_context"
+        )
+
     def topics(self) -> "SectionQuerySet":
         """The troubleshooting topics: every section below an article's title."""
         return self.filter(level__gt=1).exclude(anchor="")
@@ -142,3 +148,26 @@ class Section(models.Model):
     def get_absolute_url(self) -> str:
         url = reverse("kb:article", args=[self.article.guide.slug, self.article.slug])
         return f"{url}#{self.anchor}" if self.anchor else url
+
+
+class SearchLog(models.Model):
+    """One search, kept for the help desk's insights. Text is redacted before it is stored."""
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Search page"
+        API = "api", "JSON API"
+
+    query = models.TextField(help_text="The query as typed, secrets redacted.")
+    understood = models.TextField(blank=True, help_text="What the analyser took from it.")
+    guide = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.WEB)
+    result_count = models.PositiveIntegerField()
+    opened_section = models.ForeignKey(Section, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    opened_url = models.CharField(max_length=700, blank=True, help_text="Kept if the section is later removed.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.query[:80]

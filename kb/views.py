@@ -17,7 +17,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def guide(request: HttpRequest, guide: str) -> HttpResponse:
     guide_obj = get_object_or_404(Guide, slug=guide)
-    return render(request, "kb/guide.html", {"guide": guide_obj, "toc": guide_obj.toc})
+    # A guide without index.md has no tree; the template lists its articles instead.
+    articles = guide_obj.articles.only("slug", "title", "guide_id")
+    return render(request, "kb/guide.html", {"guide": guide_obj, "toc": guide_obj.toc, "articles": articles})
 
 
 def article(request: HttpRequest, guide: str, article: str) -> HttpResponse:

@@ -1,0 +1,92 @@
+"""The contract every full-text engine meets, and the index bookkeeping they share.
+
+An engine owns one table keyed by section id, created on demand (so models and migrations
+are the same on every database). `sync()` reconciles it with the sections by comparing
+each row's article content hash, so it heals any drift and costs little when nothing
+changed. `search()` takes analysed terms (never raw text) and returns ranked candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from kb.models import Section
+
+
+@dataclass(frozen=True)
+class Candidate:
+    section_id: int
+    score: float  # higher is better; comparable only within one result list
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    indexed: int
+    removed: int
+
+
+class SearchEngine:
+    """Base class; subclasses implement the SQL for one database vendor."""
+
+    vendor: str = ""
+    # Column weights: a match in a section's title counts most, then its article's title.
+    TITLE_WEIGHT = 5.0
+    CONTEXT_WEIGHT = 2.0
+    BODY_WEIGHT = 1.0
+
+    def exists(self) -> bool:
+        raise NotImplementedError
+
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def indexed_hashes(self) -> dict[int, str]:
+        """section id -> article content hash of every indexed row."""
+        raise NotImplementedError
+
+    def delete(self, section_ids: list[int]) -> None:
+        raise NotImplementedError
+
+    def insert(self, rows: list[dict]) -> None:
+        """Index rows of {id, hash, guide, title, context, body}."""
+        raise NotImplementedError
+
+    def search(self, terms: list[str], phrases: list[str], *, guide: str = "", limit: int = 200) -> list[Candidate]:
+        """Sections matching any term or phrase (a run of words), best first."""
+        raise NotImplementedError
+
+    def document_count(self) -> int:
+        raise NotImplementedError
+
+    def sync(self) -> SyncResult:
+        """Bring the index in line with the sections table."""
+        if not self.exists():
+            self.create()
+        current = dict(Section.objects.values_list("id", "article__content_hash"))
+        indexed = self.indexed_hashes()
+        stale = [sid for sid, digest in indexed.items() if current.get(sid) != digest]
+        missing = [sid for sid, digest in current.items() if indexed.get(sid) != digest]
+        self.delete(stale)
+        for start in range(0, len(missing), 500):
+            batch = missing[start:start + 500]
+            rows = Section.objects.filter(id__in=batch).values(
+                "id", "title", "text", "article__title", "article__content_hash", "article__guide__slug"
+            )
+            self.insert([
+                {
+                    "id": row["id"],
+                    "hash": row["article__content_hash"],
+                    "guide": row["article__guide__slug"],
+                    "title": row["title"],
+                    "context": row["article__title"],
+                    "body": row["text"],
+                }
+                for row in rows
+            ])
+        return SyncResult(indexed=len(missing), removed=len(stale))
+
+    @staticmethod
+    def cursor():
+        return connection.cursor()

@@ -1,0 +1,43 @@
+"""The search log behind the help desk's insights: what people searched and what they opened."""
+
+from __future__ import annotations
+
+from django.core import signing
+
+from kb.models import SearchLog, Section
+from kb.redaction import redact
+
+from .results import SearchResults
+
+SIGNING_SALT = "kb.search.opened"
+
+
+def log_search(results: SearchResults, *, guide: str = "", channel: str = SearchLog.Channel.WEB) -> SearchLog:
+    """Store a search with its text redacted; returns the row so opened results can refer to it."""
+    return SearchLog.objects.create(
+        query=redact(results.query.raw),
+        understood=redact(results.query.understood()),
+        guide=guide,
+        channel=channel,
+        result_count=results.count,
+    )
+
+
+def opened_token(log: SearchLog) -> str:
+    """A token that lets only the page that showed the results report which one was opened."""
+    return signing.dumps(log.pk, salt=SIGNING_SALT)
+
+
+def record_opened(token: str, section_id: int) -> bool:
+    """Record the result opened from a logged search; False for a bad token or unknown section."""
+    try:
+        log_id = signing.loads(token, salt=SIGNING_SALT, max_age=24 * 3600)
+    except signing.BadSignature:
+        return False
+    section = Section.objects.select_related("article__guide").filter(pk=section_id).first()
+    if section is None:
+        return False
+    updated = SearchLog.objects.filter(pk=log_id, opened_section__isnull=True).update(
+        opened_section=section, opened_url=section.get_absolute_url()[:700]
+    )
+    return bool(updated) or SearchLog.objects.filter(pk=log_id).exists()

@@ -1,0 +1,46 @@
+""""Did you mean": close matches for unknown words, from the indexed topic vocabulary."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from django.core.cache import cache
+from django.db.models import Max
+
+from kb.models import Article, Guide, Section
+
+WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+def vocabulary() -> frozenset[str]:
+    """Words of every section and article title, cached until the next import changes content."""
+    version = Guide.objects.aggregate(latest=Max("imported_at"))["latest"]
+    key = f"kb:vocabulary:{version.isoformat() if version else 'empty'}"
+    words = cache.get(key)
+    if words is None:
+        titles = list(Section.objects.values_list("title", flat=True)) + list(
+            Article.objects.values_list("title", flat=True)
+        )
+        words = frozenset(w.lower() for title in titles for w in WORD.findall(title))
+        cache.set(key, words, 24 * 3600)
+    return words
+
+
+def suggest(text: str) -> str:
+    """`text` with each unknown word replaced by its closest known word; "" when nothing changes."""
+    words = vocabulary()
+    if not words:
+        return ""
+    changed = False
+    out = []
+    for token in re.split(r"(\W+)", text.strip()[:200]):
+        lower = token.lower()
+        if WORD.fullmatch(token) and lower not in words:
+            match = difflib.get_close_matches(lower, words, n=1, cutoff=0.75)
+            if match:
+                out.append(match[0])
+                changed = True
+                continue
+        out.append(token)
+    return "".join(out) if changed else ""

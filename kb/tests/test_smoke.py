@@ -1,2 +1,0 @@
-def test_x(client, db):
-    assert client.get("/nope/").status_code == 404
