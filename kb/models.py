@@ -171,3 +171,100 @@ class SearchLog(models.Model):
 
     def __str__(self) -> str:
         return self.query[:80]
+
+
+class SectionKey(models.Model):
+    """A stable reference to a section by (guide, article, anchor) that outlives re-imports.
+
+    The foreign key is a convenience for joins; the slugs are what survives when an
+    import removes or renames the section.
+    """
+
+    section = models.ForeignKey(Section, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    guide_slug = models.CharField(max_length=200, blank=True)
+    article_slug = models.CharField(max_length=200, blank=True)
+    anchor = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def point_at(self, section: Section | None) -> None:
+        self.section = section
+        if section is not None:
+            self.guide_slug = section.article.guide.slug
+            self.article_slug = section.article.slug
+            self.anchor = section.anchor
+
+
+class Diagnosis(models.Model):
+    """One run of the guided form: what was pasted, what was understood and recommended, how it ended."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        FIXED = "fixed", "Fixed without a case"
+        ESCALATED = "escalated", "Escalated to the help desk"
+
+    error_text = models.TextField(help_text="As pasted, secrets redacted.")
+    context = models.JSONField(default=dict, blank=True, help_text="What the person was doing, service or tool.")
+    signature = models.CharField(max_length=64, db_index=True, help_text="Groups errors of the same kind.")
+    analysis = models.JSONField(default=dict, help_text="What the analyser understood, as shown.")
+    recommendations = models.JSONField(default=list, help_text="The sections recommended, as shown.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OPEN)
+    token = models.CharField(max_length=64, unique=True, help_text="Secret in the person's private link.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "diagnoses"
+
+    def __str__(self) -> str:
+        return self.error_text[:80]
+
+
+class Feedback(SectionKey):
+    """A vote on a section, from a recommendation or from an article page."""
+
+    class Vote(models.TextChoices):
+        HELPED = "helped", "This fixed it / helpful"
+        NOT_THIS = "not_this", "Not this / not helpful"
+
+    diagnosis = models.ForeignKey(Diagnosis, null=True, blank=True, on_delete=models.CASCADE, related_name="feedback")
+    signature = models.CharField(max_length=64, blank=True, db_index=True)
+    vote = models.CharField(max_length=10, choices=Vote.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.get_vote_display()}: {self.guide_slug}/{self.article_slug}#{self.anchor}"
+
+
+class Case(SectionKey):
+    """A help-desk case raised when no recommendation helped. `section` is the one that resolved it."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        IN_PROGRESS = "in_progress", "In progress"
+        RESOLVED = "resolved", "Resolved"
+
+    reference = models.CharField(max_length=20, unique=True)
+    diagnosis = models.OneToOneField(Diagnosis, on_delete=models.PROTECT, related_name="case")
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    details = models.TextField(blank=True, help_text="Anything else the person added, secrets redacted.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, db_index=True)
+    content_missing = models.BooleanField(default=False, help_text="No article covers this: a gap for the writers.")
+    staff_notes = models.TextField(blank=True)
+    assignee = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="kb_cases"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.reference

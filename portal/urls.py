@@ -3,5 +3,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("desk/", include("kb.desk.urls")),
+    path("", include("kb.guided.urls")),
     path("", include("kb.urls")),
 ]
+

@@ -1,0 +1,1 @@
+"""The help desk's side: case queue and detail, resolutions, and content-gap insights."""

@@ -1,0 +1,1 @@
+"""Guided troubleshooting: analyse a pasted error, recommend sections, learn from feedback, escalate."""
