@@ -15,7 +15,7 @@ PATTERNS = [
     (
         re.compile(
             r"(?P<keep>\b(?:aws_secret_access_key|aws_session_token|secret_?access_?key|session_?token|"
-            r"security_?token|x-amz-security-token|password|passwd|secret)\b[\"']?\s*[:=]\s*[\"']?)"
+            r"security_?token|x-amz-security-token|password|passwd|pwd|pw|secret)\b[\"']?\s*[:=]\s*[\"']?)"
             r"[^\s\"'&,;]+",
             re.IGNORECASE,
         ),

@@ -1,5 +1,15 @@
 from django.urls import path
 
+from . import views
+
 app_name = "guided"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("troubleshoot/", views.start, name="start"),
+    path("troubleshoot/<str:token>/", views.answer, name="answer"),
+    path("troubleshoot/<str:token>/feedback/", views.feedback, name="feedback"),
+    path("troubleshoot/<str:token>/fixed/", views.fixed, name="fixed"),
+    path("troubleshoot/<str:token>/case/", views.case, name="case"),
+    path("feedback/", views.section_feedback, name="section-feedback"),
+    path("api/v1/recommend", views.api_recommend, name="api-recommend"),
+]

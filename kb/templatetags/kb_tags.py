@@ -4,11 +4,12 @@ They work on the server so permalinks exist without JavaScript; everything they 
 escaped, and they only pass through HTML that the template already marked safe.
 """
 
+import html
 import re
 from urllib.parse import urlsplit
 
 from django import template
-from django.utils.html import conditional_escape, format_html
+from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from kb.models import Section
@@ -47,3 +48,17 @@ def with_permalink(html: str, section: Section) -> SafeString:
 def web_url(url: str) -> str:
     """The URL when it is http(s), else "": table-of-contents hrefs are stored unsanitised."""
     return url if urlsplit(url.strip()).scheme.lower() in {"http", "https"} else ""
+
+
+MARK_TAG = re.compile(r"(</?mark>)")
+
+
+@register.filter
+def stored_snippet(value: str) -> SafeString:
+    """A snippet read back from storage, made safe again: escape, then mark.
+
+    Stored snippets (a diagnosis's recommendations) lose their SafeString, so every part
+    but the literal <mark> tags is unescaped and escaped again here.
+    """
+    parts = MARK_TAG.split(str(value))
+    return mark_safe("".join(part if MARK_TAG.fullmatch(part) else escape(html.unescape(part)) for part in parts))

@@ -1,0 +1,183 @@
+"""Recommendations for a pasted error: search, context, and what helped others, each explained.
+
+Ranking starts from section search, adds the person's context to the query, and then
+adjusts by what people with the same error signature reported: "This fixed it" votes and
+resolved cases raise a section, "Not this" lowers it. The adjustment is bounded so a few
+votes cannot bury the text match, and every reason is shown to the person.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from django.db.models import Count
+
+from kb.models import Case, Feedback, Section
+from kb.search import AnalysedQuery, Result, analyse, search
+from kb.search.query import tokens
+from kb.search.results import is_troubleshooting
+
+from .analysis import ErrorAnalysis, explain
+
+RECOMMENDATIONS = 5
+CANDIDATES = 30
+# A resolved case counts as this many "This fixed it" votes.
+RESOLUTION_WEIGHT = 2
+# Learned evidence moves a score by at most this fraction either way.
+LEARNED_CAP = 0.5
+LEARNED_SATURATION = 5  # net votes at which the cap is reached
+
+ACTIVITIES = {
+    "console": ("signing in to the console", "sign in console password"),
+    "api": ("calling an API, the CLI or an SDK", "api cli sdk request"),
+    "temporary": ("using temporary credentials or a role", "temporary security credentials role assume"),
+    "policies": ("changing policies", "policy changes permissions"),
+    "other": ("something else", ""),
+}
+
+Key = tuple[str, str, str]
+
+
+@dataclass
+class Recommended:
+    section: Section
+    score: float
+    snippet: str
+    why: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        article = self.section.article
+        return {
+            "guide": article.guide.slug,
+            "article": article.slug,
+            "anchor": self.section.anchor,
+            "title": self.section.title,
+            "article_title": article.title,
+            "url": self.section.get_absolute_url(),
+            "snippet": self.snippet,
+            "score": round(self.score, 4),
+            "why": self.why,
+        }
+
+
+@dataclass
+class Recommendation:
+    analysis: ErrorAnalysis
+    query: AnalysedQuery
+    items: list[Recommended]
+
+    def as_dict(self) -> dict:
+        return {
+            "analysis": self.analysis.as_dict(),
+            "recommendations": [item.as_dict() for item in self.items],
+        }
+
+
+def section_key(section: Section) -> Key:
+    return (section.article.guide.slug, section.article.slug, section.anchor)
+
+
+def learned_votes(signature: str) -> dict[Key, int]:
+    """Net votes per section from people whose error had this signature."""
+    net: dict[Key, int] = {}
+    votes = (
+        Feedback.objects.filter(signature=signature)
+        .values_list("guide_slug", "article_slug", "anchor", "vote")
+        .annotate(n=Count("id"))
+    )
+    for guide, article, anchor, vote, n in votes:
+        sign = 1 if vote == Feedback.Vote.HELPED else -1
+        net[(guide, article, anchor)] = net.get((guide, article, anchor), 0) + sign * n
+    resolved = (
+        Case.objects.filter(diagnosis__signature=signature, status=Case.Status.RESOLVED)
+        .exclude(anchor="", article_slug="")
+        .values_list("guide_slug", "article_slug", "anchor")
+        .annotate(n=Count("id"))
+    )
+    for guide, article, anchor, n in resolved:
+        net[(guide, article, anchor)] = net.get((guide, article, anchor), 0) + RESOLUTION_WEIGHT * n
+    return net
+
+
+def learned_factor(net: int) -> float:
+    return 1 + LEARNED_CAP * max(-LEARNED_SATURATION, min(LEARNED_SATURATION, net)) / LEARNED_SATURATION
+
+
+def recommend(error_text: str, context: dict | None = None, *, limit: int = RECOMMENDATIONS) -> Recommendation:
+    """Up to `limit` sections for an error, each with the reasons it was chosen."""
+    context = context or {}
+    activity = ACTIVITIES.get(context.get("activity", ""), ("", ""))
+    service = str(context.get("service", ""))[:100]
+    query_text = " ".join(part for part in (error_text, activity[1], service) if part)
+    query = analyse(query_text)
+    analysis = explain(error_text)
+    found = search(query_text, limit=CANDIDATES, per_article=2)
+    net = learned_votes(analysis.signature) if analysis.is_specific else {}
+    ranked: dict[Key, tuple[Result | Section, float]] = {}
+    for result in found.results:
+        key = section_key(result.section)
+        ranked[key] = (result, result.score * learned_factor(net.get(key, 0)))
+    _add_learned_sections(ranked, net, found.results)
+    order = sorted(ranked.values(), key=lambda pair: -pair[1])[:limit]
+    items = []
+    for entry, score in order:
+        section = entry.section if isinstance(entry, Result) else entry
+        snippet = str(entry.snippet) if isinstance(entry, Result) else ""
+        items.append(Recommended(section, score, snippet, _why(section, analysis, query, activity[0], service,
+                                                               net.get(section_key(section), 0))))
+    return Recommendation(analysis, query, items)
+
+
+def _add_learned_sections(ranked: dict, net: dict[Key, int], results: list[Result]) -> None:
+    """Sections that fixed this error for others are recommended even when the text match missed them."""
+    missing = [key for key, votes in net.items() if votes > 0 and key not in ranked]
+    if not missing:
+        return
+    floor = min((score for _, score in ranked.values()), default=1.0)
+    sections = Section.objects.with_article().filter(
+        article__guide__slug__in={k[0] for k in missing}, article__slug__in={k[1] for k in missing},
+        anchor__in={k[2] for k in missing},
+    )
+    for section in sections:
+        key = section_key(section)
+        if key in missing:
+            ranked[key] = (section, floor * learned_factor(net[key]))
+
+
+def _mentions(text: str, value: str) -> bool:
+    return re.search(rf"(?<![\w:-]){re.escape(value.lower())}(?![\w-])", text) is not None
+
+
+def _why(section: Section, analysis: ErrorAnalysis, query: AnalysedQuery, activity: str, service: str,
+         votes: int) -> list[str]:
+    text = f"{section.title}\n{section.text}".lower()
+    words = set(tokens(text))
+    reasons = []
+    for label, values in (("error code", analysis.codes), ("action", analysis.actions),
+                          ("operation", analysis.operations)):
+        matched = [v for v in values if _mentions(text, v)]
+        if matched:
+            reasons.append(f"Mentions the {label} {', '.join(matched)}")
+    policies = [p for p in analysis.policy_types if _mentions(text, p.split()[0]) and p.split()[-1][:6] in text]
+    if policies:
+        reasons.append(f"Covers {', '.join(policies)} denials")
+    title_words = set(tokens(section.title))
+    matched_title = [t for t in query.terms if len(t) > 2 and t in title_words]
+    if matched_title:
+        reasons.append(f"Its heading matches: {' '.join(matched_title[:6])}")
+    activity_words = ACTIVITY_WORDS.get(activity, ())
+    if activity_words and sum(word in words for word in activity_words) >= min(2, len(activity_words)):
+        reasons.append(f"Fits what you were doing: {activity}")
+    if service and service.lower() in words:
+        reasons.append(f"About {service}")
+    if is_troubleshooting(section):
+        reasons.append("From a troubleshooting article")
+    if votes > 0:
+        reasons.append(f"Fixed the same error for others ({votes} net vote{'s' if votes != 1 else ''})")
+    elif votes < 0:
+        reasons.append("Ranked lower: others with this error said it did not help")
+    return reasons or ["Matches words in your message"]
+
+
+ACTIVITY_WORDS = {label: tuple(words.split()) for label, words in ACTIVITIES.values() if words}

@@ -1,0 +1,110 @@
+"""The guided flow's pages (form, answer, feedback, fixed, case) and the recommend API.
+
+Every write is a POST with CSRF protection, followed by a redirect, so a reload never
+repeats it. The diagnosis token in the URL is the person's private link.
+"""
+
+import json
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from kb.forms import CaseForm, FeedbackForm, TroubleshootForm
+from kb.models import Case, Diagnosis, Feedback, Section
+from kb.search.query import MAX_QUERY_CHARS
+
+from .flow import clean_context, open_case, recommended_section, record_feedback, start_diagnosis
+from .recommend import recommend
+
+
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest) -> HttpResponse:
+    form = TroubleshootForm(request.POST or None, initial={"error_text": request.GET.get("q", "")[:MAX_QUERY_CHARS]})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        diagnosis = start_diagnosis(data["error_text"], {"activity": data["activity"], "service": data["service"]})
+        return redirect("guided:answer", token=diagnosis.token)
+    return render(request, "kb/guided/start.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def answer(request: HttpRequest, token: str, *, error: str = "") -> HttpResponse:
+    diagnosis = get_object_or_404(Diagnosis, token=token)
+    context = {"diagnosis": diagnosis, "recommendations": with_votes(diagnosis), "error": error}
+    return render(request, "kb/guided/answer.html", context, status=400 if error else 200)
+
+
+@require_POST
+def feedback(request: HttpRequest, token: str) -> HttpResponse:
+    diagnosis = get_object_or_404(Diagnosis, token=token)
+    form = FeedbackForm(request.POST)
+    section = recommended_section(diagnosis, form.cleaned_data["section"]) if form.is_valid() else None
+    if section is None:
+        return answer(request, token, error="That vote could not be recorded: choose one of the sections shown.")
+    record_feedback(section, form.cleaned_data["vote"], diagnosis)
+    if form.cleaned_data["vote"] == Feedback.Vote.HELPED:
+        return redirect("guided:fixed", token=token)
+    return redirect(reverse("guided:answer", args=[token]) + f"#rec-{section.pk}")
+
+
+def fixed(request: HttpRequest, token: str) -> HttpResponse:
+    diagnosis = get_object_or_404(Diagnosis, token=token)
+    return render(request, "kb/guided/fixed.html", {"diagnosis": diagnosis})
+
+
+@require_http_methods(["GET", "POST"])
+def case(request: HttpRequest, token: str) -> HttpResponse:
+    diagnosis = get_object_or_404(Diagnosis, token=token)
+    existing = Case.objects.filter(diagnosis=diagnosis).first()
+    form = CaseForm(request.POST or None)
+    if existing is None and request.method == "POST" and form.is_valid():
+        open_case(diagnosis, **form.cleaned_data)
+        return redirect("guided:case", token=token)
+    context = {"diagnosis": diagnosis, "case": existing, "form": form, "recommendations": with_votes(diagnosis)}
+    return render(request, "kb/guided/case.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def section_feedback(request: HttpRequest) -> HttpResponse:
+    """"Was this section helpful?" on article pages."""
+    form = FeedbackForm(request.POST)
+    section = Section.objects.with_article().filter(pk=form.cleaned_data["section"]).first() if form.is_valid() else None
+    if section is None:
+        return render(request, "kb/guided/feedback_thanks.html", {"error": True}, status=400)
+    record_feedback(section, form.cleaned_data["vote"])
+    return render(request, "kb/guided/feedback_thanks.html", {"section": section, "vote": form.cleaned_data["vote"]})
+
+
+@csrf_exempt  # a read-only computation for tools: it stores nothing and uses no cookies
+@require_POST
+def api_recommend(request: HttpRequest) -> JsonResponse:
+    """POST {"error_text": str, "context": {...}} -> {"analysis": {...}, "recommendations": [...]}."""
+    try:
+        body = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+    form = TroubleshootForm({"error_text": body.get("error_text"), **_context_fields(body.get("context", {}))})
+    if not isinstance(body.get("error_text"), str) or not isinstance(body.get("context", {}), dict):
+        return JsonResponse({"error": "error_text must be a string and context an object"}, status=400)
+    if not form.is_valid():
+        return JsonResponse({"error": "invalid input", "fields": form.errors.get_json_data()}, status=400)
+    data = form.cleaned_data
+    result = recommend(data["error_text"], clean_context({"activity": data["activity"], "service": data["service"]}))
+    return JsonResponse(result.as_dict())
+
+
+def _context_fields(context: object) -> dict:
+    return {"activity": context.get("activity", ""), "service": context.get("service", "")} if isinstance(context, dict) else {}
+
+
+def with_votes(diagnosis: Diagnosis) -> list[dict]:
+    """The recommendations as shown, each with the vote this person gave it (if any)."""
+    votes = {
+        (guide, article, anchor): vote
+        for guide, article, anchor, vote in diagnosis.feedback.values_list("guide_slug", "article_slug", "anchor", "vote")
+    }
+    return [dict(r, vote=votes.get((r["guide"], r["article"], r["anchor"]), "")) for r in diagnosis.recommendations]
