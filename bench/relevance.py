@@ -2,7 +2,7 @@
 
 Usage: python bench/relevance.py [--db PATH] [--postgres URL]
 Imports ../shared/corpus into a fresh database (or reuses --db if it already holds it),
-runs ../shared/eval/errors-dev.jsonl through search (and recommend, when present) and
+runs ../shared/eval/errors-dev.jsonl through search and through recommend, and
 prints the scores and the misses. Scoring follows ../shared/eval/README.md.
 """
 
@@ -75,6 +75,17 @@ def run_search(cases: list[dict]) -> dict:
     return run
 
 
+def run_recommend(cases: list[dict]) -> dict:
+    from kb.guided.recommend import recommend
+
+    run = {}
+    for case in cases:
+        items = recommend(case["query"], limit=10).items
+        run[case["id"]] = [(i.section.article.guide.slug, i.section.article.source_path, i.section.anchor)
+                           for i in items]
+    return run
+
+
 def report(name: str, cases: list[dict], run: dict, *, show_misses: bool) -> dict:
     scores = score(cases, run)
     s, a = scores["section"], scores["article"]
@@ -107,6 +118,7 @@ def main() -> None:
         print(f"corpus ready in {seconds:.1f}s on {db.split(':')[0]}")
     cases = [json.loads(line) for line in (SHARED / "eval" / "errors-dev.jsonl").open()]
     report("search", cases, run_search(cases), show_misses=not args.quiet)
+    report("recommend", cases, run_recommend(cases), show_misses=False)
 
 
 if __name__ == "__main__":

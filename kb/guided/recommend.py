@@ -112,13 +112,13 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     query_text = " ".join(part for part in (error_text, activity[1], service) if part)
     query = analyse(query_text)
     analysis = explain(error_text)
-    found = search(query_text, limit=CANDIDATES, per_article=2)
+    results = search(query_text, limit=CANDIDATES, per_article=2).results
     net = learned_votes(analysis.signature) if analysis.is_specific else {}
     ranked: dict[Key, tuple[Result | Section, float]] = {}
-    for result in found.results:
+    for result in results:
         key = section_key(result.section)
         ranked[key] = (result, result.score * learned_factor(net.get(key, 0)))
-    _add_learned_sections(ranked, net, found.results)
+    _add_learned_sections(ranked, net)
     order = sorted(ranked.values(), key=lambda pair: -pair[1])[:limit]
     items = []
     for entry, score in order:
@@ -129,7 +129,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     return Recommendation(analysis, query, items)
 
 
-def _add_learned_sections(ranked: dict, net: dict[Key, int], results: list[Result]) -> None:
+def _add_learned_sections(ranked: dict, net: dict[Key, int]) -> None:
     """Sections that fixed this error for others are recommended even when the text match missed them."""
     missing = [key for key, votes in net.items() if votes > 0 and key not in ranked]
     if not missing:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 MAX_QUERY_CHARS = 20_000
 # A paste can be long; its first words carry the error, the rest is mostly context.
 MAX_TERMS = 40
-MAX_PHRASES = 30
-PHRASE_WORDS = 3
+MAX_PHRASES = 24
+PHRASE_WORDS = 2
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -28,6 +28,8 @@ STOPWORDS = frozenset(
     shall get got use using used please thanks hi hello error errors occurred occur failed fail
     failure message exception caught following when calling""".split()
 )
+# Words too common to start or end a phrase: matching them costs much and tells little.
+FUNCTION_WORDS = frozenset("the a an to of in on is are was be by for and or it this that with as at from".split())
 # Words in an error that only locate it (log levels, generic prefixes), never explain it.
 NOISE_WORDS = frozenset("fatal warn warning info debug trace null none true false proxy sdk attempt count".split())
 
@@ -172,7 +174,8 @@ def analyse(text: str) -> AnalysedQuery:
     runs = zip(*(words[i:] for i in range(PHRASE_WORDS)))
     query.phrases = _unique(
         " ".join(run) for run in runs
-        if any(_is_term(w) for w in run) and not any(w.isdigit() for w in run)
+        if run[0] not in FUNCTION_WORDS and run[-1] not in FUNCTION_WORDS and any(_is_term(w) for w in run)
+        and not any(w.isdigit() for w in run)
     )[:MAX_PHRASES]
     return query
 

@@ -3,11 +3,13 @@
 `search()` analyses the text, asks the engine for candidates, and ranks them with
 the same rules for every engine: scores relative to the best hit, a prior for
 troubleshooting articles when the query is an error, and at most a few sections per
-article (the rest counted as "more in this article").
+article (the rest counted as "more in this article"). Ranking needs only ids and
+article names; full sections are loaded for the results actually shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,11 +21,27 @@ from .engines import get_engine
 from .query import AnalysedQuery, analyse
 from .snippets import highlight
 
-CANDIDATES = 200
+CANDIDATES = 100
 PER_ARTICLE = 3
 # Relative boost for sections of troubleshooting articles when the query is a pasted
 # error: those articles are written to answer exactly that kind of query.
 TROUBLESHOOTING_PRIOR = 1.0
+
+
+def is_troubleshooting_article(slug: str, title: str) -> bool:
+    return "troubleshoot" in slug.lower() or "troubleshoot" in title.lower()
+
+
+def is_troubleshooting(section: Section) -> bool:
+    return is_troubleshooting_article(section.article.slug, section.article.title)
+
+
+@dataclass
+class Ranked:
+    section_id: int
+    article_id: int
+    score: float
+    more_in_article: int = 0
 
 
 @dataclass
@@ -56,18 +74,35 @@ class Result:
 
 
 @dataclass
-class SearchResults:
+class SearchResults(Sequence):
+    """Ranked results; a sequence (for pagination) whose slices load their sections on demand."""
+
     query: AnalysedQuery
-    results: list[Result] = field(default_factory=list)
+    ranked: list[Ranked] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.results)
+        return len(self.ranked)
 
+    def __len__(self) -> int:
+        return len(self.ranked)
 
-def is_troubleshooting(section: Section) -> bool:
-    article = section.article
-    return "troubleshoot" in article.slug.lower() or "troubleshoot" in article.title.lower()
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._load(self.ranked[index])
+        return self._load([self.ranked[index]])[0]
+
+    @property
+    def results(self) -> list[Result]:
+        return self[:]
+
+    def _load(self, ranked: list[Ranked]) -> list[Result]:
+        sections = Section.objects.with_article().in_bulk([r.section_id for r in ranked])
+        terms = tuple(self.query.terms)
+        return [
+            Result(sections[r.section_id], r.score, terms, r.more_in_article)
+            for r in ranked if r.section_id in sections  # a section removed since ranking is skipped
+        ]
 
 
 def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: int = PER_ARTICLE) -> SearchResults:
@@ -79,27 +114,30 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     candidates = get_engine().search(query.terms, query.phrases, guide=guide, limit=CANDIDATES)
     if not candidates:
         return found
-    sections = Section.objects.with_article().in_bulk([c.section_id for c in candidates])
+    articles = {
+        section_id: (article_id, slug, title)
+        for section_id, article_id, slug, title in Section.objects.filter(
+            pk__in=[c.section_id for c in candidates]
+        ).values_list("pk", "article_id", "article__slug", "article__title")
+    }
     top = max(c.score for c in candidates) or 1.0
     ranked = []
     for candidate in candidates:
-        section = sections.get(candidate.section_id)
-        if section is None:  # removed since the index was read
+        if candidate.section_id not in articles:  # removed since the index was read
             continue
+        article_id, slug, title = articles[candidate.section_id]
         score = candidate.score / top
-        if query.is_error and is_troubleshooting(section):
+        if query.is_error and is_troubleshooting_article(slug, title):
             score *= 1 + TROUBLESHOOTING_PRIOR
-        ranked.append(Result(section, score, tuple(query.terms)))
-    ranked.sort(key=lambda r: (-r.score, r.section.pk))
-    shown: dict[int, Result] = {}
-    per: dict[int, int] = {}
-    for result in ranked:
-        article_id = result.section.article_id
-        per[article_id] = per.get(article_id, 0) + 1
-        if per[article_id] <= per_article:
-            found.results.append(result)
-            shown[article_id] = result
+        ranked.append(Ranked(candidate.section_id, article_id, score))
+    ranked.sort(key=lambda r: (-r.score, r.section_id))
+    shown: dict[int, list[Ranked]] = {}
+    for entry in ranked:
+        same_article = shown.setdefault(entry.article_id, [])
+        if len(same_article) < per_article:
+            found.ranked.append(entry)
+            same_article.append(entry)
         else:
-            shown[article_id].more_in_article += 1
-    found.results = found.results[:limit]
+            same_article[-1].more_in_article += 1
+    found.ranked = found.ranked[:limit]
     return found

@@ -25,11 +25,11 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if form.is_valid() and form.cleaned_data["q"]:
         guide = form.cleaned_data["guide"] or ""
         found = search(form.cleaned_data["q"], guide=guide)
-        page = Paginator(found.results, PAGE_SIZE).get_page(request.GET.get("page"))
-        context.update(found=found, page=page, guide=guide)
+        page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+        context.update(found=found, page=page, guide=guide, searched=True)
         if page.number == 1:
             context["opened_token"] = opened_token(log_search(found, guide=guide))
-        if not found.results:
+        if not found.count:
             context["did_you_mean"] = suggest(form.cleaned_data["q"])
     if "page" not in context:
         context["troubleshooting"] = Article.objects.troubleshooting().with_topics()

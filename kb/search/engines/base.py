@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import Max
 
-from kb.models import Section
+from kb.models import Guide, Section
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,16 @@ class SyncResult:
     removed: int
 
 
+# Terms in more than this share of sections barely change a ranking but dominate the cost
+# of an any-term query, so they are left out (phrases that contain them still count).
+COMMON_TERM_SHARE = 0.3
+FREQUENCY_CACHE_SIZE = 50_000
+
+# (vendor, content generation, term) -> document frequency. The generation changes with
+# every import that changes content, so entries never outlive the index they describe.
+_frequencies: dict[tuple[str, str, str], int] = {}
+
+
 class SearchEngine:
     """Base class; subclasses implement the SQL for one database vendor."""
 
@@ -35,6 +46,33 @@ class SearchEngine:
     TITLE_WEIGHT = 5.0
     CONTEXT_WEIGHT = 2.0
     BODY_WEIGHT = 1.0
+
+    def count_matching(self, terms: list[str]) -> dict[str, int]:
+        """Document frequency of each term (uncached)."""
+        raise NotImplementedError
+
+    def document_frequencies(self, terms: list[str]) -> dict[str, int]:
+        """Document frequency of each term ("" counts every section), cached per content generation."""
+        generation = str(Guide.objects.aggregate(latest=Max("imported_at"))["latest"])
+        known = {t: _frequencies[(self.vendor, generation, t)] for t in terms
+                 if (self.vendor, generation, t) in _frequencies}
+        missing = [t for t in terms if t not in known]
+        if missing:
+            counted = self.count_matching([t for t in missing if t])
+            if "" in missing:
+                counted[""] = self.document_count()
+            if len(_frequencies) > FREQUENCY_CACHE_SIZE:
+                _frequencies.clear()
+            for term, n in counted.items():
+                _frequencies[(self.vendor, generation, term)] = n
+            known.update(counted)
+        return known
+
+    def informative(self, terms: list[str]) -> tuple[list[str], dict[str, int]]:
+        """The terms worth matching (present, and not in most sections) and every frequency looked up."""
+        frequency = self.document_frequencies(["", *terms])
+        total = max(frequency[""], 1)
+        return [t for t in terms if 0 < frequency.get(t, 0) <= COMMON_TERM_SHARE * total], frequency
 
     def exists(self) -> bool:
         raise NotImplementedError

@@ -98,14 +98,18 @@ class PostgreSQLEngine(SearchEngine):
             cursor.execute(f"SELECT count(*) FROM {TABLE}")
             return cursor.fetchone()[0]
 
+    def count_matching(self, terms):
+        with self.cursor() as cursor:
+            cursor.execute(STATS_SQL, [terms])
+            return dict(cursor.fetchall())
+
     def search(self, terms, phrases, *, guide="", limit=200):
-        texts = terms + phrases
+        kept, frequency = self.informative(terms)
+        texts = kept + phrases
         if not texts:
             return []
-        total = max(self.document_count(), 1)
-        with self.cursor() as cursor:
-            cursor.execute(STATS_SQL, [texts])
-            frequency = dict(cursor.fetchall())
+        frequency.update(self.document_frequencies(phrases))
+        total = max(frequency[""], 1)
         by_rarity = sorted((t for t in texts if frequency.get(t)), key=lambda t: frequency[t])
         usable = [(text, text in phrases) for text in by_rarity[:MAX_RANKED_TERMS]]
         if not usable:

@@ -56,8 +56,16 @@ class SQLiteEngine(SearchEngine):
             cursor.execute(f"SELECT count(*) FROM {TABLE}")
             return cursor.fetchone()[0]
 
+    def count_matching(self, terms):
+        counts = {}
+        with self.cursor() as cursor:
+            for term in terms:
+                cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE {TABLE} MATCH %s", [quote(term)])
+                counts[term] = cursor.fetchone()[0]
+        return counts
+
     def search(self, terms, phrases, *, guide="", limit=200):
-        clauses = [quote(t) for t in terms + phrases]
+        clauses = [quote(t) for t in self.informative(terms)[0] + phrases]
         if not clauses:
             return []
         match = " OR ".join(clauses)
