@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from .models import Article, Guide, Section
+from .models import Article, Case, Diagnosis, Feedback, Guide, SearchLog, Section
 
 
 @admin.register(Guide)
@@ -23,3 +27,60 @@ class SectionAdmin(admin.ModelAdmin):
     list_display = ["title", "article", "anchor", "level"]
     search_fields = ["title", "anchor"]
     raw_id_fields = ["article"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the public flow: staff read and may delete them, never add or edit them.
+
+    Read-only fields are printed escaped by the admin, which is what pasted text needs.
+    """
+
+    readonly_fields = ["created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(SearchLog)
+class SearchLogAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "channel", "guide", "result_count", "opened_url", "created_at"]
+    list_filter = ["channel", "created_at"]
+    search_fields = ["query"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Diagnosis)
+class DiagnosisAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "outcome", "signature", "created_at"]
+    list_filter = ["outcome", "created_at"]
+    search_fields = ["error_text", "signature"]
+    date_hierarchy = "created_at"
+    exclude = ["token"]  # the person's private link: staff have the desk, not their link
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "vote", "guide_slug", "article_slug", "anchor", "created_at"]
+    list_filter = ["vote", "created_at"]
+    search_fields = ["guide_slug", "article_slug", "anchor", "signature"]
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    """Cases change on the help desk page, where update_case keeps status and resolution consistent."""
+
+    list_display = ["reference", "name", "status", "assignee", "content_missing", "created_at", "desk_page"]
+    list_filter = ["status", "content_missing", "created_at"]
+    search_fields = ["reference", "name", "email"]
+    fields = [
+        "reference", "desk_page", "diagnosis", "name", "email", "details", "status", "assignee", "content_missing",
+        "section", "guide_slug", "article_slug", "anchor", "staff_notes", "created_at", "updated_at",
+    ]
+    readonly_fields = ["desk_page", "created_at", "updated_at"]
+
+    @admin.display(description="Help desk")
+    def desk_page(self, case: Case) -> str:
+        return format_html('<a href="{}">Open in the help desk</a>', reverse("desk:case", args=[case.reference]))

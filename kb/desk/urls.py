@@ -1,5 +1,12 @@
+"""The help desk's side: case queue and detail, resolutions, and content-gap insights."""
 from django.urls import path
+
+from . import views
 
 app_name = "desk"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("cases/<str:reference>/", views.case, name="case"),
+    path("insights/", views.insights, name="insights"),
+]

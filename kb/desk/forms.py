@@ -1,0 +1,58 @@
+"""The staff form on a case page: status, assignment, notes and what resolved the case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from kb.models import Case, Section
+
+from .cases import section_from_reference
+
+
+class CaseUpdateForm(forms.Form):
+    status = forms.ChoiceField(choices=Case.Status.choices)
+    assign_to_me = forms.BooleanField(required=False, label="Assign to me")
+    note = forms.CharField(
+        required=False, max_length=10_000, label="Add a staff note", widget=forms.Textarea(attrs={"rows": 4})
+    )
+    section = forms.CharField(
+        required=False,
+        max_length=700,
+        label="Section that resolved it",
+        help_text="A portal link such as /kb/guide/article/#anchor, or guide/article#anchor.",
+    )
+    content_missing = forms.BooleanField(required=False, label="Content is missing: no section covers this")
+
+    @classmethod
+    def for_case(cls, case: Case, data: Any = None) -> CaseUpdateForm:
+        """The form bound to `data` (a POST) or showing the case as it is."""
+        key = f"{case.guide_slug}/{case.article_slug}#{case.anchor}" if case.guide_slug else ""
+        initial = {"status": case.status, "section": key, "content_missing": case.content_missing}
+        return cls(data, initial=initial, label_suffix="")
+
+    def clean_section(self) -> Section | None:
+        reference = self.cleaned_data["section"]
+        if not reference:
+            return None
+        section = section_from_reference(reference)
+        if section is None:
+            raise forms.ValidationError(
+                "No section of the portal is at that address. Paste a section's link, such as "
+                "/kb/guide/article/#anchor, or write guide/article#anchor."
+            )
+        return section
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        section, missing = data.get("section"), data.get("content_missing")
+        if section and missing:
+            self.add_error("content_missing", "Either a section resolved the case or content is missing, not both.")
+        elif (section or missing) and data.get("status") != Case.Status.RESOLVED:
+            self.add_error(
+                "status",
+                "A resolving section or missing content resolves the case: choose Resolved, "
+                "or clear them to reopen it.",
+            )
+        return data
