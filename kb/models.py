@@ -236,6 +236,14 @@ class Feedback(SectionKey):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "feedback"
+        constraints = [
+            # One vote per recommendation: a double click or a re-POST changes the vote, never adds one.
+            models.UniqueConstraint(
+                fields=["diagnosis", "guide_slug", "article_slug", "anchor"],
+                condition=models.Q(diagnosis__isnull=False),
+                name="kb_feedback_one_vote_per_recommendation",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_vote_display()}: {self.guide_slug}/{self.article_slug}#{self.anchor}"

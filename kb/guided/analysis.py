@@ -19,14 +19,15 @@ PRINCIPAL = re.compile(
     re.IGNORECASE,
 )
 ANY_ARN = re.compile(r"\barn:aws[\w-]*:(?P<service>[\w-]*):[^\s:]*:(?P<account>[^:\s]*):[^\s\"',;)]+")
-RESOURCE = re.compile(r"\bon resource:?\s*(?P<resource>[^\s\"',;]+(?:\s+[^\s\"',;]+)?)", re.IGNORECASE)
+RESOURCE = re.compile(r"\bon resource:?\s*[\"']?(?P<resource>[^\s\"',;]+(?:\s+[^\s\"',;]+)?)", re.IGNORECASE)
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 SERVICE_FIELD = re.compile(r"\(Service:\s*([\w .-]+?)\s*[;,)]", re.IGNORECASE)
 
 # The policy types AWS names in denial messages, as (pattern, label).
 POLICY_TYPES = [
-    (re.compile(r"service control polic(?:y|ies)|\bSCPs?\b", re.IGNORECASE), "service control policy"),
-    (re.compile(r"resource control polic(?:y|ies)|\bRCPs?\b", re.IGNORECASE), "resource control policy"),
+    # The abbreviations only in capitals: "scp" in a message is usually the copy command.
+    (re.compile(r"service control polic(?:y|ies)|(?-i:\bSCPs?\b)", re.IGNORECASE), "service control policy"),
+    (re.compile(r"resource control polic(?:y|ies)|(?-i:\bRCPs?\b)", re.IGNORECASE), "resource control policy"),
     (re.compile(r"permissions? boundar(?:y|ies)", re.IGNORECASE), "permissions boundary"),
     (re.compile(r"session polic(?:y|ies)", re.IGNORECASE), "session policy"),
     (re.compile(r"identity[- ]based polic(?:y|ies)", re.IGNORECASE), "identity-based policy"),
@@ -51,7 +52,8 @@ CREDENTIAL_PROBLEMS = [
     ("mfa", re.compile(r"\bMFA\b|multi-factor|MultiFactorAuthentication", re.IGNORECASE)),
 ]
 SIGN_IN = re.compile(r"\b(?:can(?:no|')t|unable to|fail(?:ed|s)? to) (?:sign|log) ?in\b|sign-in|"
-                     r"password|console login|ログイン", re.IGNORECASE)
+                     r"password|console login|authentication information (?:is|you entered is) incorrect|ログイン",
+                     re.IGNORECASE)
 
 CREDENTIAL_WORDS = {
     "expired": "The credentials or token have expired.",

@@ -61,15 +61,25 @@ def recommended_section(diagnosis: Diagnosis, section_id: int) -> Section | None
 
 
 def record_feedback(section: Section, vote: str, diagnosis: Diagnosis | None = None) -> Feedback:
-    """Store a vote; "This fixed it" on a recommendation ends the diagnosis as fixed."""
-    with transaction.atomic():
-        feedback = Feedback(diagnosis=diagnosis, signature=diagnosis.signature if diagnosis else "", vote=vote)
-        feedback.point_at(section)
-        feedback.save()
-        if diagnosis is not None and vote == Feedback.Vote.HELPED:
-            Diagnosis.objects.filter(pk=diagnosis.pk, outcome=Diagnosis.Outcome.OPEN).update(
-                outcome=Diagnosis.Outcome.FIXED
-            )
+    """Store a vote; "This fixed it" on a recommendation ends the diagnosis as fixed.
+
+    On a recommendation a person has one vote, which a second click changes; article-page
+    votes are anonymous rows, one per click.
+    """
+    feedback = Feedback(diagnosis=diagnosis, signature=diagnosis.signature if diagnosis else "", vote=vote)
+    feedback.point_at(section)
+    try:
+        with transaction.atomic():
+            feedback.save()
+    except IntegrityError:  # this recommendation already has this person's vote
+        Feedback.objects.filter(
+            diagnosis=diagnosis, guide_slug=feedback.guide_slug, article_slug=feedback.article_slug,
+            anchor=feedback.anchor,
+        ).update(vote=vote)
+    if diagnosis is not None and vote == Feedback.Vote.HELPED:
+        Diagnosis.objects.filter(pk=diagnosis.pk, outcome=Diagnosis.Outcome.OPEN).update(
+            outcome=Diagnosis.Outcome.FIXED
+        )
     return feedback
 
 

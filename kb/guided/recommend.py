@@ -112,7 +112,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     query_text = " ".join(part for part in (error_text, activity[1], service) if part)
     query = analyse(query_text)
     analysis = explain(error_text)
-    results = search(query_text, limit=CANDIDATES, per_article=2).results
+    results = search(query_text, limit=CANDIDATES).results
     net = learned_votes(analysis.signature) if analysis.is_specific else {}
     ranked: dict[Key, tuple[Result | Section, float]] = {}
     for result in results:

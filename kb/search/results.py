@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from kb.models import Section
 
 from .engines import get_engine
-from .query import AnalysedQuery, analyse
+from .query import AnalysedQuery, analyse, tokens
 from .snippets import highlight
 
 CANDIDATES = 100
@@ -26,6 +26,10 @@ PER_ARTICLE = 3
 # Relative boost for sections of troubleshooting articles when the query is a pasted
 # error: those articles are written to answer exactly that kind of query.
 TROUBLESHOOTING_PRIOR = 1.0
+# Troubleshooting headings state the problem, so a heading that shares many of the
+# query's words is likely the answer: up to this much is added for full coverage.
+HEADING_COVERAGE_WEIGHT = 0.3
+HEADING_COVERAGE_TERMS = 10  # coverage counts at most this many query terms
 
 
 def is_troubleshooting_article(slug: str, title: str) -> bool:
@@ -105,6 +109,19 @@ class SearchResults(Sequence):
         ]
 
 
+def _stem(word: str) -> str:
+    # A crude stem is enough to compare a heading with a query (policies ~ policy).
+    return word[:5]
+
+
+def heading_coverage(query_stems: set[str], heading: str) -> float:
+    """Share of the query's words (up to HEADING_COVERAGE_TERMS) that the heading contains."""
+    if not query_stems:
+        return 0.0
+    shared = query_stems & {_stem(w) for w in tokens(heading)}
+    return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
+
+
 def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: int = PER_ARTICLE) -> SearchResults:
     """Ranked sections for a question or a pasted error (any-term semantics)."""
     query = analyse(text)
@@ -114,21 +131,23 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     candidates = get_engine().search(query.terms, query.phrases, guide=guide, limit=CANDIDATES)
     if not candidates:
         return found
-    articles = {
-        section_id: (article_id, slug, title)
-        for section_id, article_id, slug, title in Section.objects.filter(
-            pk__in=[c.section_id for c in candidates]
-        ).values_list("pk", "article_id", "article__slug", "article__title")
+    rows = {
+        row[0]: row[1:]
+        for row in Section.objects.filter(pk__in=[c.section_id for c in candidates]).values_list(
+            "pk", "title", "article_id", "article__slug", "article__title"
+        )
     }
     top = max(c.score for c in candidates) or 1.0
+    query_stems = {_stem(t) for t in query.terms if len(t) > 2}
     ranked = []
     for candidate in candidates:
-        if candidate.section_id not in articles:  # removed since the index was read
+        if candidate.section_id not in rows:  # removed since the index was read
             continue
-        article_id, slug, title = articles[candidate.section_id]
+        heading, article_id, slug, title = rows[candidate.section_id]
         score = candidate.score / top
         if query.is_error and is_troubleshooting_article(slug, title):
             score *= 1 + TROUBLESHOOTING_PRIOR
+        score += HEADING_COVERAGE_WEIGHT * heading_coverage(query_stems, heading)
         ranked.append(Ranked(candidate.section_id, article_id, score))
     ranked.sort(key=lambda r: (-r.score, r.section_id))
     shown: dict[int, list[Ranked]] = {}

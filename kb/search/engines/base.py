@@ -31,6 +31,7 @@ class SyncResult:
 # Terms in more than this share of sections barely change a ranking but dominate the cost
 # of an any-term query, so they are left out (phrases that contain them still count).
 COMMON_TERM_SHARE = 0.3
+PRUNE_FROM = 1000  # sections; a small index is cheap to search whole, and pruning would distort it
 FREQUENCY_CACHE_SIZE = 50_000
 
 # (vendor, content generation, term) -> document frequency. The generation changes with
@@ -72,7 +73,8 @@ class SearchEngine:
         """The terms worth matching (present, and not in most sections) and every frequency looked up."""
         frequency = self.document_frequencies(["", *terms])
         total = max(frequency[""], 1)
-        return [t for t in terms if 0 < frequency.get(t, 0) <= COMMON_TERM_SHARE * total], frequency
+        limit = COMMON_TERM_SHARE * total if total >= PRUNE_FROM else total
+        return [t for t in terms if 0 < frequency.get(t, 0) <= limit], frequency
 
     def exists(self) -> bool:
         raise NotImplementedError
