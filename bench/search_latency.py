@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""Server-side search latency on the full corpus: p50/p95 of 200 queries on each engine.
+
+    .venv/bin/python bench/search_latency.py [--sqlite PATH] [--postgres URL] [--queries N] [--seed N]
+
+Each engine runs in its own process (Django settings are per process): SQLite first, then
+PostgreSQL. A process syncs the corpus into its bench database (a cold import the first
+time, a cheap unchanged sync afterwards), then times half keyword queries (2-4 words of
+section titles) and half pasted errors (errors-dev.jsonl, cycled, with fresh account and
+request ids after the first pass). A timing covers what the results page does before it
+renders: `kb.search.search()`, loading the first page of sections and their snippets.
+Prints p50/p95 per engine and query kind against issue 3's targets; exits 1 if one fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
+RESULTS = ROOT / "bench" / ".results"
+TARGET_P95_MS = {"sqlite": 30.0, "postgresql": 60.0}
+PAGE = 10  # results on the first page, whose sections and snippets are loaded
+WARM_UP = 20  # untimed queries of their own first: connections, imports and caches as in a running server
+
+ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
+REQUEST_ID = re.compile(r"\b[0-9A-F]{16}\b")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sqlite", type=Path, default=RESULTS / "latency.sqlite3", help="SQLite bench database")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/bench_latency",
+                        help="PostgreSQL bench database, created if missing ('' to skip)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=20240305)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--errors", type=Path, default=CORPUS.parent / "eval" / "errors-dev.jsonl")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the database URL one engine process measures
+    args = parser.parse_args()
+    for path in (args.corpus, args.errors):
+        if not path.exists():
+            parser.error(f"{path} not found (set KB_CORPUS_DIR or pass --corpus/--errors)")
+    if args.child:
+        print(json.dumps(measure(args)))
+        return 0
+
+    args.sqlite.parent.mkdir(parents=True, exist_ok=True)
+    urls = [f"sqlite:///{args.sqlite.resolve()}"] + ([args.postgres] if args.postgres else [])
+    passed = True
+    for url in urls:
+        command = [sys.executable, __file__, "--child", url, "--queries", str(args.queries), "--seed", str(args.seed),
+                   "--corpus", str(args.corpus), "--errors", str(args.errors)]
+        done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+        passed &= report(json.loads(done.stdout.splitlines()[-1]))
+    return 0 if passed else 1
+
+
+def measure(args) -> dict:
+    """In a child process: prepare the bench database for one engine, then time the queries."""
+    setup(args.child)
+    from django.db import connection
+
+    from kb.importer import import_content
+    from kb.models import Section
+    from kb.search import search, sync_index
+
+    start = time.perf_counter()
+    imported = import_content([args.corpus])
+    sync_index()
+    log(f"{connection.vendor}: corpus synced in {time.perf_counter() - start:.1f}s "
+        f"({len(imported.added)} added, {len(imported.updated)} updated, {len(imported.unchanged)} unchanged)")
+
+    rng = random.Random(args.seed)
+    titles = Section.objects.order_by("article__guide__slug", "article__slug", "position").values_list("title", flat=True)
+    keywords = keyword_queries(list(titles), args.queries // 2, rng)
+    errors = error_queries(args.errors, args.queries - len(keywords), rng)
+    queries = [("keyword", q) for q in keywords] + [("error", q) for q in errors]
+    rng.shuffle(queries)
+
+    def run(text: str) -> tuple[float, float, float, int]:
+        cpu_start, start = time.process_time(), time.perf_counter()
+        found = search(text)
+        shown = found[:PAGE]  # what the first results page loads
+        searched = time.perf_counter()
+        for result in shown:
+            str(result.snippet)
+        end = time.perf_counter()
+        # CPU time of this process: on SQLite the whole cost, unaffected by other load; on
+        # PostgreSQL only the client's share.
+        cpu = time.process_time() - cpu_start
+        return (searched - start) * 1000, (end - searched) * 1000, cpu * 1000, found.count
+
+    for text in keyword_queries(list(titles), WARM_UP, random.Random(args.seed + 1)):
+        run(text)
+    timings = {kind: [] for kind in ("keyword", "error")}
+    for kind, text in queries:
+        timings[kind].append(run(text))
+    # Wall times on a busy machine are inflated: report the load they were taken under.
+    return {"vendor": connection.vendor, "timings": timings, "load": os.getloadavg()[0], "cpus": os.cpu_count()}
+
+
+def setup(database_url: str) -> None:
+    if database_url.startswith("postgres"):
+        create_database(database_url)
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    # Production-like: with DEBUG on, Django also records every SQL statement it runs.
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "k" * 50)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def create_database(database_url: str) -> None:
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(database_url)
+    server = {"host": config["HOST"], "port": config["PORT"] or 5432, "user": config["USER"],
+              "password": config["PASSWORD"] or None, "dbname": "postgres"}
+    with psycopg.connect(**server, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
+            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
+            log(f"created database {config['NAME']}")
+
+
+def keyword_queries(titles: list[str], count: int, rng: random.Random) -> list[str]:
+    """Runs of 2-4 words from section titles, as people type a topic."""
+    worded = [words for words in (re.findall(r"[^\W\d_][\w'-]*", title) for title in titles) if len(words) >= 2]
+    queries = []
+    while len(queries) < count:
+        words = rng.choice(worded)
+        size = rng.randint(2, min(4, len(words)))
+        start = rng.randint(0, len(words) - size)
+        queries.append(" ".join(words[start:start + size]))
+    return queries
+
+
+def error_queries(path: Path, count: int, rng: random.Random) -> list[str]:
+    """The eval set's pasted errors, cycled; repeats get fresh account, request and UUID ids, as real pastes do."""
+    pasted = [json.loads(line)["query"] for line in path.open(encoding="utf-8") if line.strip()]
+    queries = []
+    for index in range(count):
+        text = pasted[index % len(pasted)]
+        if index >= len(pasted):
+            text = ACCOUNT_ID.sub(lambda _: str(rng.randrange(10**11, 10**12)), text)
+            text = UUID.sub(lambda _: str(uuid.UUID(int=rng.getrandbits(128))), text)
+            text = REQUEST_ID.sub(lambda _: f"{rng.getrandbits(64):016X}", text)
+        queries.append(text)
+    return queries
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def report(measured: dict) -> bool:
+    vendor, timings = measured["vendor"], measured["timings"]
+    target = TARGET_P95_MS[vendor]
+    print(f"\n{vendor}: ms per query, server-side; load average {measured['load']:.1f} on {measured['cpus']} CPUs")
+    print(f"  {'kind':8} {'n':>4} {'search p50':>11} {'p95':>6} {'snippets p50':>13} {'p95':>6} "
+          f"{'total p50':>10} {'p95':>6} {'cpu p95':>8} {'results':>8}")
+    rows = [*timings.items(), ("all", [t for kind in timings.values() for t in kind])]
+    for kind, runs in rows:
+        search_ms, snippet_ms, cpu_ms, counts = zip(*runs)
+        totals = [s + n for s, n, *_ in runs]
+        print(f"  {kind:8} {len(runs):4} {percentile(search_ms, 50):11.1f} {percentile(search_ms, 95):6.1f} "
+              f"{percentile(snippet_ms, 50):13.1f} {percentile(snippet_ms, 95):6.1f} "
+              f"{percentile(totals, 50):10.1f} {percentile(totals, 95):6.1f} {percentile(cpu_ms, 95):8.1f} "
+              f"{statistics.median(counts):8.0f}")
+    p95 = percentile([s + n for s, n, *_ in rows[-1][1]], 95)
+    passed = p95 <= target
+    print(f"  target: total p95 <= {target:.0f} ms -> {p95:.1f} ms {'PASS' if passed else 'FAIL'}")
+    return passed
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
