@@ -7,22 +7,31 @@ from kb.models import Feedback
 from kb.search.query import MAX_QUERY_CHARS
 
 
+class PastedTextField(forms.CharField):
+    """Text pasted from a terminal: control characters (NUL included) become spaces before validation.
+
+    They never carry meaning in an error message, and NUL would otherwise be rejected
+    outright (or break a database driver).
+    """
+
+    def to_python(self, value: object) -> str:
+        text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in super().to_python(value))
+        return text.strip() if self.strip else text
+
+
 class SearchForm(forms.Form):
-    q = forms.CharField(label="Search", max_length=MAX_QUERY_CHARS, required=False, strip=True)
+    q = PastedTextField(label="Search", max_length=MAX_QUERY_CHARS, required=False)
     guide = forms.SlugField(max_length=200, required=False)
     limit = forms.IntegerField(min_value=1, max_value=50, required=False)
 
-    def clean_q(self) -> str:
-        # Control characters are never meaningful in a query; NUL even breaks some drivers.
-        return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in self.cleaned_data["q"])
-
 
 class TroubleshootForm(forms.Form):
-    error_text = forms.CharField(
+    error_text = PastedTextField(
         label="Error message or symptom",
         max_length=MAX_QUERY_CHARS,
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text="Paste the whole error output. Secrets such as access keys are removed before anything is stored.",
+        error_messages={"required": "Paste the error message or describe the problem."},
     )
     activity = forms.ChoiceField(
         label="What were you doing?",
@@ -34,11 +43,6 @@ class TroubleshootForm(forms.Form):
         help_text="Detected from the error where possible; change it if it is wrong.",
     )
 
-    def clean_error_text(self) -> str:
-        text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in self.cleaned_data["error_text"])
-        if not text.strip():
-            raise forms.ValidationError("Paste the error message or describe the problem.")
-        return text
 
 
 class FeedbackForm(forms.Form):

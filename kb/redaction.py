@@ -10,11 +10,12 @@ REDACTED = "[REDACTED]"
 
 PATTERNS = [
     # Passwords in URLs: scheme://user:password@host
-    (re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)", re.IGNORECASE), r"\g<keep>" + REDACTED),
+    (re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.IGNORECASE), r"\g<keep>" + REDACTED),
     # Named secrets: aws_secret_access_key = ..., "SessionToken": "...", password=...
     (
         re.compile(
-            r"(?P<keep>\b(?:aws_secret_access_key|aws_session_token|secret_?access_?key|session_?token|"
+            # An underscore may precede the name: DB_PASSWORD=, POSTGRES_PASSWORD=.
+            r"(?P<keep>(?<![A-Za-z0-9])(?:aws_secret_access_key|aws_session_token|secret_?access_?key|session_?token|"
             r"security_?token|x-amz-security-token|password|passwd|pwd|pw|secret)\b[\"']?\s*[:=]\s*[\"']?)"
             r"[^\s\"'&,;]+",
             re.IGNORECASE,

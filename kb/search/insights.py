@@ -7,6 +7,7 @@ from django.core import signing
 from kb.models import SearchLog, Section
 from kb.redaction import redact
 
+from .query import analyse
 from .results import SearchResults
 
 SIGNING_SALT = "kb.search.opened"
@@ -14,9 +15,12 @@ SIGNING_SALT = "kb.search.opened"
 
 def log_search(results: SearchResults, *, guide: str = "", channel: str = SearchLog.Channel.WEB) -> SearchLog:
     """Store a search with its text redacted; returns the row so opened results can refer to it."""
+    query = redact(results.query.raw)
     return SearchLog.objects.create(
-        query=redact(results.query.raw),
-        understood=redact(results.query.understood()),
+        query=query,
+        # Understood from the redacted text: analysis splits URLs and tokens apart, after
+        # which redaction could no longer recognise them.
+        understood=analyse(query).understood(),
         guide=guide,
         channel=channel,
         result_count=results.count,

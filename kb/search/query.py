@@ -39,6 +39,9 @@ FAILURE_WORDS = frozenset(
     unavailable no such already exists rejected timeout violation incorrect unknown bad""".split()
 )
 
+# Last words of field labels in SDK output (ErrorCode, ErrorMessage, ErrorResponse).
+LABEL_WORDS = frozenset("code message type response id name details info".split())
+
 ARN = re.compile(r"\barn:aws[\w-]*:([\w-]*):[^\s:]*:[^\s:]*:([^\s\"',;)\]}]*)", re.IGNORECASE)
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
 TIMESTAMP = re.compile(
@@ -46,15 +49,26 @@ TIMESTAMP = re.compile(
     r"|\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"
 )
 IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
-IPV6 = re.compile(r"\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b", re.IGNORECASE)
+# Full or compressed ("::") IPv6: runs of hex groups with at least two colons.
+IPV6 = re.compile(r"(?<![\w:])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){2})[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])",
+                  re.IGNORECASE)
+HTTP_DATE = re.compile(
+    r"\b(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+\d{1,2}[ -](?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+    r"[ -]\d{2,4}(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?(?:\s*(?:gmt|utc|z))?",
+    re.IGNORECASE,
+)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 REGION = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|cn)-(?:gov-)?[a-z]+-\d\b")
 HEX = re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 # Request ids, host ids, encoded messages: long runs mixing letters and digits.
 OPAQUE = re.compile(r"(?<![\w:])(?=[A-Za-z0-9+/=_-]*\d)(?=[A-Za-z0-9+/=_-]*[A-Za-z])[A-Za-z0-9+/=_-]{16,}(?![\w:])")
+# Placeholders people put in place of their own ids. Template variables such as
+# ${AWS::AccountId} or ${ACCOUNT_ID} are placeholders too; IAM policy variables
+# (${aws:username}) are not: they are what a question is about.
 REDACTION = re.compile(
-    r"\*{2,}|<[A-Za-z_ -]{1,40}>|\[(?:obfuscated|redacted|masked)\]|\$\{[^}]{0,80}\}|\b[xX]{3,}\b"
-    r"|\bREDACTED\b",
+    r"\*{2,}|<[A-Za-z_ -]{1,40}>|\[(?:obfuscated|redacted|masked)\]|\$\{(?:AWS::[^}]{0,60}|[A-Z][A-Z0-9_]{0,60})\}"
+    r"|\b[xX]{3,}\b|\bREDACTED\b",
 )
 SOURCE_PATH = re.compile(r"[\w./\\-]+\.(?:py|rb|js|ts|go|java|cs|php|kt|scala)(?::\d+)?\b")
 LONG_NUMBER = re.compile(r"\b\d{4,}\b")
@@ -106,22 +120,24 @@ class AnalysedQuery:
 
 
 def clean_text(text: str) -> str:
-    """Normalise Unicode and drop control characters, keeping line breaks as spaces."""
-    text = unicodedata.normalize("NFKC", text[:MAX_QUERY_CHARS])
+    """Normalise Unicode and drop terminal colour codes and control characters (line breaks become spaces)."""
+    text = ANSI_ESCAPE.sub("", unicodedata.normalize("NFKC", text[:MAX_QUERY_CHARS]))
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def strip_noise(text: str) -> str:
     """Replace what varies between occurrences of an error with spaces."""
-    text = ARN.sub(lambda m: f" {m.group(1)} {_arn_resource_type(m.group(2))} ", text)
-    for pattern in (EMAIL, UUID, TIMESTAMP, IPV6, IPV4, SOURCE_PATH, REDACTION, REGION, OPAQUE, HEX):
+    text = ARN.sub(lambda m: f" {m.group(1)} {_arn_resource_type(m.group(1), m.group(2))} ", text)
+    for pattern in (EMAIL, UUID, HTTP_DATE, TIMESTAMP, IPV6, IPV4, SOURCE_PATH, REDACTION, REGION, OPAQUE, HEX):
         text = pattern.sub(" ", text)
     return text
 
 
-def _arn_resource_type(resource: str) -> str:
-    kind = re.split(r"[/:]", resource, maxsplit=1)[0]
-    return kind if "/" in resource or ":" in resource else ""
+def _arn_resource_type(service: str, resource: str) -> str:
+    """`role` in arn:aws:iam::1:role/x; S3 ARNs have no type (arn:aws:s3:::bucket/key)."""
+    if service.lower() == "s3" or ("/" not in resource and ":" not in resource):
+        return ""
+    return re.split(r"[/:]", resource, maxsplit=1)[0]
 
 
 def split_camel(word: str) -> list[str]:
@@ -182,9 +198,13 @@ def analyse(text: str) -> AnalysedQuery:
 
 def _looks_like_code(word: str) -> bool:
     """Error codes are CamelCase compounds naming a failure (AccessDenied, KMS.NotFoundException),
-    unlike field labels such as StatusCode or RequestId."""
+    unlike field labels such as StatusCode, RequestId or ErrorMessage."""
     parts = [p.lower() for p in split_camel(word.split(".")[-1])]
-    return len(parts) >= 2 and any(p in FAILURE_WORDS for p in parts)
+    if len(parts) < 2:
+        return False
+    if any(p in FAILURE_WORDS and p not in ("error", "errors") for p in parts):
+        return True
+    return "error" in parts and parts[-1] not in LABEL_WORDS
 
 
 def _unique(items) -> list:

@@ -10,6 +10,7 @@ from kb.forms import SearchForm
 from kb.models import Article, Guide, SearchLog, Section
 
 from .insights import log_search, opened_token, record_opened
+from .query import clean_text
 from .results import search
 from .spelling import suggest
 
@@ -31,7 +32,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             context["opened_token"] = opened_token(log_search(found, guide=guide))
         if not found.count:
             context["did_you_mean"] = suggest(form.cleaned_data["q"])
-    if "page" not in context:
+    if not context.get("page"):  # no search yet, or nothing found: offer the topics
         context["troubleshooting"] = Article.objects.troubleshooting().with_topics()
     return render(request, "kb/search.html", context, status=200 if form.is_valid() else 400)
 
@@ -65,10 +66,12 @@ def api_search(request: HttpRequest) -> JsonResponse:
 @require_GET
 def api_suggest(request: HttpRequest) -> JsonResponse:
     """Section titles containing what was typed so far, for the search box's suggestions."""
-    typed = request.GET.get("q", "").strip()[:100]
+    typed = clean_text(request.GET.get("q", ""))[:100].strip()
     if len(typed) < 2:
         return JsonResponse({"suggestions": []})
-    sections = Section.objects.topics().filter(title__icontains=typed).select_related("article__guide")
+    sections = Section.objects.topics().select_related("article__guide")
+    for word in typed.split()[:6]:  # every word, in any order: "temp cred" finds "temporary credentials"
+        sections = sections.filter(title__icontains=word)
     return JsonResponse({"suggestions": [
         {"title": s.title, "article_title": s.article.title, "url": s.get_absolute_url()}
         for s in sections.order_by("level", "title")[:SUGGESTIONS]

@@ -502,8 +502,8 @@ def test_twenty_thousand_characters_are_accepted(client, guide):
     "text, message",
     [
         ("x" * 20_001, "at most 20000 characters"),
-        ("", "This field is required."),
-        (" \n\t ", "This field is required."),
+        ("", "Paste the error message or describe the problem."),
+        (" \n\t ", "Paste the error message or describe the problem."),
         ("\x01\x02\x7f", "Paste the error message or describe the problem."),
     ],
     ids=["too-long", "empty", "blank", "only-control-characters"],

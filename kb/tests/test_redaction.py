@@ -38,14 +38,10 @@ SESSION_TOKEN = (
         pytest.param("git clone https://deploy:gh%40pass@git.example.com/repo.git", "gh%40pass", id="url-password-encoded"),
         pytest.param(
             "redis://:p4ssw0rd@cache.example.com:6379/0", "p4ssw0rd", id="url-password-without-user",
-            marks=pytest.mark.xfail(strict=True, reason="the URL-password pattern needs a user name before ':', "
-                                    "so redis://:password@host (the usual Redis URL form) is stored as typed"),
         ),
         pytest.param("login?user=bob&password=hunter2&next=/", "hunter2", id="password-parameter"),
         pytest.param(
             "docker run -e POSTGRES_PASSWORD=hunter2 postgres:16", "hunter2", id="password-variable",
-            marks=pytest.mark.xfail(strict=True, reason="named secrets need a word boundary before the name, so "
-                                    "POSTGRES_PASSWORD=, DB_PASSWORD= (any prefixed variable) is stored as typed"),
         ),
     ],
 )

@@ -31,6 +31,7 @@ class SyncResult:
 # Terms in more than this share of sections barely change a ranking but dominate the cost
 # of an any-term query, so they are left out (phrases that contain them still count).
 COMMON_TERM_SHARE = 0.3
+MIN_TERMS = 3  # pruning keeps at least this many of a query's terms
 PRUNE_FROM = 1000  # sections; a small index is cheap to search whole, and pruning would distort it
 FREQUENCY_CACHE_SIZE = 50_000
 
@@ -70,11 +71,20 @@ class SearchEngine:
         return known
 
     def informative(self, terms: list[str]) -> tuple[list[str], dict[str, int]]:
-        """The terms worth matching (present, and not in most sections) and every frequency looked up."""
+        """The terms worth matching and every frequency looked up.
+
+        Terms absent from the index are dropped, and so are terms in most sections, but
+        never below the rarest few: a one-word query for a common word still finds it.
+        """
         frequency = self.document_frequencies(["", *terms])
         total = max(frequency[""], 1)
         limit = COMMON_TERM_SHARE * total if total >= PRUNE_FROM else total
-        return [t for t in terms if 0 < frequency.get(t, 0) <= limit], frequency
+        present = [t for t in terms if frequency.get(t, 0) > 0]
+        kept = [t for t in present if frequency[t] <= limit]
+        if len(kept) < MIN_TERMS:
+            common = sorted((t for t in present if t not in kept), key=lambda t: frequency[t])
+            kept += common[:MIN_TERMS - len(kept)]
+        return kept, frequency
 
     def exists(self) -> bool:
         raise NotImplementedError
