@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ class GuideSource:
     base_url: str
     index_text: str | None
     articles: list[ArticleSource] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # files that could not be read, with the reason
 
 
 def _hash(text: str) -> str:
@@ -64,7 +66,8 @@ def find_guide_folders(paths: list[Path]) -> list[Path]:
         if _is_guide(path):
             folders.append(path)
         else:
-            folders.extend(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_guide(p)))
+            subfolders = (p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            folders.extend(sorted(p for p in subfolders if _is_guide(p)))
     slugs: dict[str, Path] = {}
     for folder in folders:
         if folder.name in slugs and slugs[folder.name].resolve() != folder.resolve():
@@ -74,7 +77,10 @@ def find_guide_folders(paths: list[Path]) -> list[Path]:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -86,7 +92,9 @@ def _read_guide_toml(path: Path) -> dict:
     try:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
-        raise SourceError(f"{path}: invalid TOML: {exc}") from None
+        line = re.search(r"at line (\d+)", str(exc))  # tomllib gives the line only in its message
+        where = f"{path}:{line.group(1)}" if line else str(path)
+        raise SourceError(f"{where}: invalid TOML: {exc}") from None
     for key in ("title", "base_url"):
         if key in data and not isinstance(data[key], str):
             raise SourceError(f"{path}: {key} must be a string")
@@ -99,7 +107,8 @@ def _read_guide_toml(path: Path) -> dict:
 
 
 def load_guide(folder: Path) -> GuideSource:
-    """Read a guide folder; raises SourceError naming every unreadable file."""
+    """Read a guide folder. Unreadable files go to `errors` rather than stopping the read,
+    so one run can name every bad file."""
     errors: list[str] = []
     meta: dict = {}
     if (folder / GUIDE_FILE).is_file():
@@ -119,16 +128,15 @@ def load_guide(folder: Path) -> GuideSource:
         title=meta.get("title", ""),
         base_url=meta.get("base_url", ""),
         index_text=index_text,
+        errors=errors,
     )
     for path in _markdown_files(folder):
         if path.name == INDEX:
             continue
         try:
             text = _read_text(path)
-        except (SourceError, OSError) as exc:
+        except SourceError as exc:
             errors.append(str(exc))
             continue
         guide.articles.append(ArticleSource(path.stem, path, text, _hash(text)))
-    if errors:
-        raise SourceError("\n".join(errors))
     return guide

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -66,7 +67,9 @@ class _GuidePlan:
     existing: dict[str, Article]
     guide: Guide | None
     to_render: list[ArticleSource]
+    to_lint: list[ArticleSource]  # unchanged, but with warnings to report again
     rendered: dict[str, RenderedArticle] = field(default_factory=dict)
+    linted: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     title: str = ""
     toc: list[dict] = field(default_factory=list)
 
@@ -77,28 +80,20 @@ def import_content(
     """Sync the guides found under `paths` (default: settings.KB_CONTENT_DIR) into the database.
 
     With `dry_run`, every file is rendered and checked but nothing is written.
-    Raises ImportFailed, with nothing written, when any file cannot be read or rendered.
+    Raises ImportFailed, with nothing written, when any file cannot be read or rendered;
+    its errors name every such file.
     """
     roots = [Path(p) for p in paths] if paths else [Path(settings.KB_CONTENT_DIR)]
-    report = ImportReport(dry_run=dry_run)
-    errors: list[str] = []
-    sources: list[GuideSource] = []
     try:
-        folders = find_guide_folders(roots)
+        sources = [load_guide(folder) for folder in find_guide_folders(roots)]
     except SourceError as exc:
         raise ImportFailed([str(exc)]) from None
-    for folder in folders:
-        try:
-            sources.append(load_guide(folder))
-        except SourceError as exc:
-            errors.extend(str(exc).splitlines())
-    if errors:
-        raise ImportFailed(errors)
-
+    errors = [error for source in sources for error in source.errors]
     plans = [_plan(source, full=dry_run) for source in sources]
     _render_all(plans, progress, errors)
     if errors:
         raise ImportFailed(errors)
+    report = ImportReport(dry_run=dry_run)
     for plan in plans:
         report.guides.append(plan.source.slug)
         report.warnings.extend(_check_links(plan))
@@ -128,11 +123,19 @@ def _plan(source: GuideSource, *, full: bool) -> _GuidePlan:
     # Links in every article depend on which articles the guide has and where it is
     # published, so a change to either re-renders the whole guide.
     context_changed = guide is None or guide.link_context != _link_context_key(context)
-    to_render = [
-        a for a in source.articles
-        if full or context_changed or a.slug not in existing or existing[a.slug].content_hash != a.content_hash
-    ]
-    return _GuidePlan(source, context, existing, guide, to_render)
+    hashes = {a.slug: a.content_hash for a in source.articles}
+    unchanged = {
+        slug for slug, article in existing.items()
+        if not (full or context_changed) and article.content_hash == hashes.get(slug)
+    }
+    # Warnings are not stored. The renderer's come from repeated anchors, which the stored
+    # anchors show, so those unchanged articles are linted again.
+    repeats = {slug for slug in unchanged if len(set(existing[slug].anchors)) < len(existing[slug].anchors)}
+    return _GuidePlan(
+        source, context, existing, guide,
+        to_render=[a for a in source.articles if a.slug not in unchanged],
+        to_lint=[a for a in source.articles if a.slug in repeats],
+    )
 
 
 def _link_context_key(context: LinkContext) -> str:
@@ -171,6 +174,7 @@ def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list
         _collect(map(_render_one, jobs), owners, len(jobs), progress, errors)
     renderer = Renderer()
     for plan in plans:
+        plan.linted = {article.slug: renderer.anchor_warnings(article.text) for article in plan.to_lint}
         if plan.source.index_text is not None:
             index = plan.source.path / INDEX
             try:
@@ -192,24 +196,30 @@ def _collect(results, owners, total: int, progress: Progress | None, errors: lis
 
 
 def _check_links(plan: _GuidePlan) -> list[str]:
-    """Warnings for internal links whose target anchor does not exist."""
-    anchors: dict[str, set[str]] = {slug: set(a.anchors) for slug, a in plan.existing.items()}
-    links: dict[str, list] = {slug: a.links for slug, a in plan.existing.items()}
+    """Warnings, as `file:line: message`, for internal links to a missing article or anchor,
+    and the renderer's own warnings."""
+    anchors = {slug: set(a.anchors) for slug, a in plan.existing.items()}
+    links = {slug: a.links for slug, a in plan.existing.items()}
     for slug, rendered in plan.rendered.items():
-        anchors[slug] = rendered.anchors
-        links[slug] = [[l.article, l.anchor, l.line] for l in rendered.links]
+        anchors[slug] = set(rendered.anchors)
+        links[slug] = _stored_links(rendered)
     warnings = []
     for article in plan.source.articles:
-        for target, anchor, line in links.get(article.slug, []):
-            target_anchors = anchors.get(target or article.slug, set())
-            if anchor and anchor not in target_anchors:
-                where = f"{article.path}:{line}" if line else str(article.path)
-                what = f"#{anchor}" if not target else f"{target}.md#{anchor}"
+        for target, anchor, line in links[article.slug]:
+            where = f"{article.path}:{line}" if line else str(article.path)
+            if target and target not in plan.context.articles:
+                warnings.append(f"{where}: broken link to {target}.md: no such article in the guide")
+            elif anchor and anchor not in anchors[target or article.slug]:
+                what = f"{target}.md#{anchor}" if target else f"#{anchor}"
                 warnings.append(f"{where}: broken link to {what}: no such anchor")
         rendered = plan.rendered.get(article.slug)
-        for line, message in rendered.warnings if rendered else []:
-            warnings.append(f"{article.path}:{line}: {message}")
+        own = rendered.warnings if rendered else plan.linted.get(article.slug, [])
+        warnings.extend(f"{article.path}:{line}: {message}" for line, message in own)
     return warnings
+
+
+def _stored_links(rendered: RenderedArticle) -> list[list]:
+    return [[link.article, link.anchor, link.line] for link in rendered.links]
 
 
 def _classify(plan: _GuidePlan, report: ImportReport) -> bool:
@@ -245,50 +255,32 @@ def _toc_order(toc: list[dict]) -> dict[str, tuple[int, str | None]]:
 
 
 def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
+    """Write one guide's changes; rows that did not change are not touched."""
     now = timezone.now()
-    source = plan.source
-    guide = plan.guide or Guide(slug=source.slug, imported_at=now)
-    before = (guide.title, guide.base_url, guide.toc, guide.link_context)
-    guide.title = plan.title
-    guide.base_url = source.base_url
-    guide.toc = plan.toc
-    guide.link_context = _link_context_key(plan.context)
+    guide = plan.guide or Guide(slug=plan.source.slug)
+    values = {
+        "title": plan.title,
+        "base_url": plan.source.base_url,
+        "toc": plan.toc,
+        "link_context": _link_context_key(plan.context),
+    }
     articles_changed = _classify(plan, report)
-    if articles_changed or before != (guide.title, guide.base_url, guide.toc, guide.link_context):
+    if guide.pk is None or articles_changed or any(getattr(guide, k) != v for k, v in values.items()):
+        for name, value in values.items():
+            setattr(guide, name, value)
         guide.imported_at = now
-    guide.save()
-
-    present = {a.slug for a in source.articles}
-    Article.objects.filter(guide=guide).exclude(slug__in=present).delete()
+        guide.save()
+    present = [a.slug for a in plan.source.articles]
+    if removed := plan.existing.keys() - set(present):
+        Article.objects.filter(guide=guide, slug__in=removed).delete()
 
     order = _toc_order(plan.toc)
-    unlisted = sorted(present - order.keys())
-    positions = {slug: order[slug][0] if slug in order else len(order) + unlisted.index(slug) for slug in present}
-    articles: dict[str, Article] = {}
-    for article_source in source.articles:
-        slug = article_source.slug
-        article = plan.existing.get(slug) or Article(guide=guide, slug=slug)
-        rendered = plan.rendered.get(slug)
-        changed_fields = article.pk is None or rendered is not None
-        if rendered is not None:
-            content_changed = article.content_hash != article_source.content_hash
-            article.title = rendered.title
-            article.anchor = rendered.anchor
-            article.anchors = sorted(rendered.anchors)
-            article.links = [[l.article, l.anchor, l.line] for l in rendered.links]
-            article.source_path = article_source.path.name
-            article.content_hash = article_source.content_hash
-            if content_changed or article.pk is None:
-                article.imported_at = now
-        if article.position != positions[slug]:
-            article.position = positions[slug]
-            changed_fields = True
-        if changed_fields:
-            article.save()
-        if rendered is not None:
-            _sync_sections(article, rendered)
-        articles[slug] = article
-
+    sequence = [*order, *sorted(set(present) - order.keys())]
+    positions = {slug: index for index, slug in enumerate(sequence)}
+    articles = {
+        source.slug: _write_article(plan, guide, source, positions[source.slug], now)
+        for source in plan.source.articles
+    }
     for slug, article in articles.items():
         parent_slug = order.get(slug, (0, None))[1]
         parent_id = articles[parent_slug].pk if parent_slug in articles else None
@@ -296,8 +288,32 @@ def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
             Article.objects.filter(pk=article.pk).update(parent_id=parent_id)
 
 
-def _sync_sections(article: Article, rendered: RenderedArticle) -> None:
-    existing = {s.anchor: s for s in Section.objects.filter(article=article)}
+def _write_article(plan: _GuidePlan, guide: Guide, source: ArticleSource, position: int, now: datetime) -> Article:
+    """Create or update one article and its sections; an unchanged one is only moved if its place changed."""
+    article = plan.existing.get(source.slug) or Article(guide=guide, slug=source.slug)
+    rendered = plan.rendered.get(source.slug)
+    created = article.pk is None
+    save = rendered is not None or article.position != position
+    if rendered is not None:
+        if article.content_hash != source.content_hash:
+            article.imported_at = now
+        article.title = rendered.title
+        article.anchor = rendered.anchor
+        article.anchors = rendered.anchors
+        article.links = _stored_links(rendered)
+        article.source_path = source.path.name
+        article.content_hash = source.content_hash
+    article.position = position
+    if save:
+        article.save()
+    if rendered is not None:
+        _sync_sections(article, rendered, created=created)
+    return article
+
+
+def _sync_sections(article: Article, rendered: RenderedArticle, *, created: bool) -> None:
+    """Match sections by anchor: an edited one is updated in place, keeping its id."""
+    existing = {} if created else {s.anchor: s for s in Section.objects.filter(article=article)}
     fields = ("title", "level", "position", "html", "text")
     create, update = [], []
     for new in rendered.sections:

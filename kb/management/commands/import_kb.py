@@ -2,7 +2,7 @@
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.importer import ImportFailed, import_content
 
@@ -10,13 +10,13 @@ from kb.importer import ImportFailed, import_content
 class Command(BaseCommand):
     help = "Import (sync) markdown guides into the knowledge base. PATH is a guide folder or a folder of guides."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="*", help="Guide folders or folders of guides (default: KB_CONTENT_DIR).")
         parser.add_argument(
             "--check", action="store_true", help="Parse and report everything without writing (a content lint)."
         )
 
-    def handle(self, *args, paths, check, **options):
+    def handle(self, *args, paths: list[str], check: bool, **options) -> None:
         progress = self._progress if sys.stderr.isatty() else None
         try:
             report = import_content(paths or None, dry_run=check, progress=progress)
