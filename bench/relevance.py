@@ -35,11 +35,9 @@ def setup(database_url: str) -> None:
 
 def ensure_corpus() -> float:
     from kb.importer import import_content
-    from kb.search import sync_index
 
     start = time.perf_counter()
     import_content([SHARED / "corpus"])
-    sync_index()
     return time.perf_counter() - start
 
 

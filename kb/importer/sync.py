@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kb.models import Article, Guide, Section
+from kb.search import sync_index
 
 from .render import LinkContext, RenderedArticle, Renderer, RenderError
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
@@ -104,6 +105,8 @@ def import_content(
     with transaction.atomic():
         for plan in plans:
             _write_guide(plan, report)
+        # In the same transaction, so search never sees sections the index lacks (or the reverse).
+        sync_index()
     return report
 
 
