@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from kb.guided.recommend import recommend
 from kb.importer import ImportFailed, ImportReport, import_content
 from kb.models import Article, Guide
+from kb.search import search, sync_index
+from kb.search.evaluation import load_cases, run, score
 
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "corpus")
 
@@ -26,6 +29,10 @@ HEADING_ANCHOR = re.compile(r'<a name="([^"]+)"></a>')
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+).+?\1")
 APPLEDOUBLE = CORPUS / "iam-user-guide" / "._reference_policies_condition-keys.md"
+EVAL = CORPUS.parent / "eval" / "errors-dev.jsonl"
+# Floors a little under what bench/relevance.py measures (search: section R@3 0.46,
+# MRR@10 0.41, article R@3 0.61 on SQLite), so relevance cannot silently regress.
+RELEVANCE_FLOORS = {("section", "R@3"): 0.40, ("section", "MRR@10"): 0.35, ("article", "R@3"): 0.50}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +45,7 @@ def corpus(django_db_setup, django_db_blocker) -> ImportReport:
             pytest.fail(f"{len(failure.errors)} import error(s):\n" + "\n".join(failure.errors[:20]))
         yield report
         Guide.objects.filter(slug__in=report.guides).delete()
+        sync_index()  # drop the corpus from the search index too, or later tests would rank against it
 
 
 def guide_folders() -> list[Path]:
@@ -151,3 +159,17 @@ def test_no_stray_backslash_escapes_outside_code(corpus):
             if rendered > written:
                 stray.append(f"{path}: {rendered} backslash(es) in the text, {written} written as a double backslash")
     assert stray == [], "\n".join(stray[:20])
+
+
+@pytest.mark.skipif(not EVAL.is_file(), reason=f"labelled error set not found at {EVAL}")
+@pytest.mark.parametrize("path", ["search", "recommend"])
+def test_relevance_on_the_labelled_errors_stays_above_its_floor(corpus, path):
+    cases = load_cases(EVAL)
+    rank = {
+        "search": lambda text: [result.section for result in search(text, limit=10).results],
+        "recommend": lambda text: [item.section for item in recommend(text, limit=10).items],
+    }[path]
+    scores = score(cases, run(cases, rank))
+    below = {f"{level} {metric}": round(scores[level][metric], 3)
+             for (level, metric), floor in RELEVANCE_FLOORS.items() if scores[level][metric] < floor}
+    assert not below, f"{path} relevance fell below its floor: {below}"
