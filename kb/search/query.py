@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 MAX_QUERY_CHARS = 20_000
 # A paste can be long; its first words carry the error, the rest is mostly context.
 MAX_TERMS = 40
-MAX_PHRASES = 24
+MAX_PHRASES = 12
 PHRASE_WORDS = 2
 
 STOPWORDS = frozenset(
