@@ -17,8 +17,8 @@ TABLE = "kb_search_pg"
 LEXEMES = "kb_search_pg_lexemes"
 # Candidates are the sections matching the query's rarest terms, taken rarest first
 # until about this many matches: common words only re-rank, they never fetch.
-CANDIDATE_BUDGET = 1500
-MAX_RANKED_TERMS = 32
+CANDIDATE_BUDGET = 1200
+MAX_RANKED_TERMS = 24
 
 STATS_SQL = f"""
 SELECT t.text, (
