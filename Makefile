@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test import bench clean
+.PHONY: run test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
 
 run: $(VENV)/.installed
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=1 $(BIN)/python manage.py createcachetable
 	DJANGO_DEBUG=1 $(BIN)/python manage.py import_kb
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 
@@ -26,4 +27,4 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .cache

@@ -1,12 +1,13 @@
 """Settings for the knowledge-base portal, read from the environment.
 
-One module for every deployment: the environment decides debug mode, hosts, the
+One module for every deployment: the environment decides debug mode, hosts, HTTPS, the
 database (`DATABASE_URL`, SQLite by default) and the cache (`REDIS_URL`). Bad values
-fail loudly at start-up rather than half-working.
+fail loudly at start-up rather than half-working. README.md lists every variable.
 """
 
-from pathlib import Path
 import os
+import re
+from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -30,6 +31,24 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate limit as "N/s", "N/m", "N/h" or "N/d" (N requests per period); "off" disables it."""
+    value = os.environ.get(name, default).strip().lower()
+    if value != "off" and not re.fullmatch(r"[1-9][0-9]*/[smhd]", value):
+        raise ImproperlyConfigured(f"{name} must look like 30/m (or be off), got {value!r}")
+    return value
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -50,16 +69,38 @@ INSTALLED_APPS = [
     "kb",
 ]
 
+# The header middleware sits above WhiteNoise, so that static files, redirects and the
+# 413/429 answers get the same headers as pages.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "kb.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "kb.middleware.RequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# HTTPS: a site served over TLS (by gunicorn or, usually, a proxy in front) sets
+# DJANGO_HTTPS=1. The proxy must set X-Forwarded-Proto and overwrite a client's own.
+if env_bool("DJANGO_HTTPS"):
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # One year, the lifetime browsers' preload lists ask for. Start lower (e.g. 3600)
+    # on a new host name if going back to plain HTTP must stay possible.
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+X_FRAME_OPTIONS = "DENY"
+# Only the origin, never the path: search URLs carry pasted error text (which may hold
+# secrets and run to 20,000 characters, too long for a header behind most servers).
+SECURE_REFERRER_POLICY = "strict-origin"
 
 ROOT_URLCONF = "portal.urls"
 
@@ -83,19 +124,57 @@ WSGI_APPLICATION = "portal.wsgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
+        # Checking a kept connection costs PostgreSQL a round trip on every request, a third
+        # of a cached page view. Without it, after a database restart each worker fails
+        # one request and then reconnects; turn it on where the database fails over often.
+        conn_health_checks=env_bool("DJANGO_CONN_HEALTH_CHECKS"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work at once; IMMEDIATE takes the write lock at
-    # BEGIN so a transaction never fails half-way with "database is locked".
+    # BEGIN so a transaction never fails half-way with "database is locked", and the
+    # timeout (seconds) is how long a writer waits for the lock.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Caches. "default" holds rendered pages under keys that include their content version
+# (kb/pagecache.py), so no node ever serves a stale page whatever the backend, and "local"
+# keeps each worker's most viewed ones at hand; "ratelimit" holds the per-client counters,
+# which must be shared by every process that serves.
+_local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 1000}}
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    # Several nodes: one Redis for pages, counters and sessions.
+    _redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    CACHES = {
+        "default": {**_redis, "KEY_PREFIX": "kb", "TIMEOUT": 24 * 3600},
+        "local": _local,
+        "ratelimit": {**_redis, "KEY_PREFIX": "kb-rl"},
+    }
+    # Sessions read from Redis and survive its restart (they are written to the database too).
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    # One machine: pages in files that every gunicorn worker shares and a restart keeps;
+    # counters in a database table (made by `createcachetable`), counted inside an
+    # IMMEDIATE transaction so that concurrent workers never lose a hit.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": Path(os.environ.get("KB_CACHE_DIR") or BASE_DIR / ".cache"),
+            "TIMEOUT": 24 * 3600,
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        },
+        "local": _local,
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "kb_ratelimit",
+            "OPTIONS": {"MAX_ENTRIES": 10000},
+        },
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -110,7 +189,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -128,5 +207,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
 
+# A 20,000-character paste, percent-encoded in a form or \u-escaped in JSON, is up to
+# 240,000 bytes; 256 KiB holds it with the rest of the form. Bigger bodies get a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
 # App settings (read at call time through django.conf.settings).
 KB_CONTENT_DIR = Path(os.environ.get("KB_CONTENT_DIR") or BASE_DIR / "content")
+
+# Requests per client and period on the expensive and writing endpoints (kb/ratelimit.py
+# maps URLs to these groups), sized for people, kept in the "ratelimit" cache.
+KB_RATE_LIMITS = {
+    "search": env_rate("KB_RATE_LIMIT_SEARCH", "60/m"),
+    "recommend": env_rate("KB_RATE_LIMIT_RECOMMEND", "30/m"),
+    "feedback": env_rate("KB_RATE_LIMIT_FEEDBACK", "60/m"),
+    "case": env_rate("KB_RATE_LIMIT_CASE", "10/h"),
+}
+KB_RATE_LIMIT_ENABLED = env_bool("KB_RATE_LIMIT_ENABLED", True)
+# How many proxies in front append to X-Forwarded-For: the client is the address the
+# outermost of them saw. 0 (no proxy) uses the connection's address and ignores the header.
+KB_PROXY_COUNT = env_int("KB_PROXY_COUNT", 0)
+# Sent on every response; no inline script or style anywhere (kb/tests/test_pages.py).
+KB_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+)

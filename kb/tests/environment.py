@@ -5,3 +5,4 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 32)
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("KB_RATE_LIMIT_ENABLED", "0")  # every test client is 127.0.0.1; tests of limits turn them on

@@ -1,0 +1,67 @@
+"""`/healthz` for load balancers and monitors: is this node able to serve?
+
+Cheap enough to poll every second: a `SELECT 1`, the search index's existence and row
+count, and one cache read. Only the database and the search index decide the status code;
+a failing cache is reported but pages still serve (slower, and without rate limits).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import caches
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+
+from kb.search.engines import get_engine
+
+logger = logging.getLogger(__name__)
+
+
+def check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        logger.exception("health: database")
+        return {"status": "error", "error": type(exc).__name__}
+    return {"status": "ok", "vendor": connection.vendor}
+
+
+def check_search_index() -> dict:
+    try:
+        engine = get_engine()
+        if not engine.exists():
+            return {"status": "missing"}
+        return {"status": "ok", "documents": engine.document_count()}
+    except Exception as exc:
+        logger.exception("health: search index")
+        return {"status": "error", "error": type(exc).__name__}
+
+
+def check_caches() -> dict:
+    result = {}
+    for alias in ("default", "ratelimit"):
+        try:
+            caches[alias].get("healthz")
+            result[alias] = "ok"
+        except Exception as exc:
+            logger.exception("health: cache %s", alias)
+            result[alias] = f"error: {type(exc).__name__}"
+    return result
+
+
+def report() -> tuple[bool, dict]:
+    """(healthy, details): healthy when the database answers and the search index exists."""
+    details = {"database": check_database(), "search_index": check_search_index(), "cache": check_caches()}
+    healthy = details["database"]["status"] == "ok" and details["search_index"]["status"] == "ok"
+    return healthy, {"status": "ok" if healthy else "error", **details}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """GET /healthz: the report as JSON, 200 when healthy, else 503."""
+    healthy, details = report()
+    return JsonResponse(details, status=200 if healthy else 503)

@@ -1,0 +1,77 @@
+"""Middleware for production: the Content-Security-Policy header, and the 413/429 limits.
+
+Django's SecurityMiddleware and XFrameOptionsMiddleware send the other security headers
+(nosniff, Referrer-Policy, X-Frame-Options); Django 5.2 has no CSP of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from . import ratelimit
+
+GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send `settings.KB_CONTENT_SECURITY_POLICY` on every response that does not set its own.
+
+    Django's debug error pages (DEBUG on only) style themselves inline, so they go without it.
+    """
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not (settings.DEBUG and response.status_code >= 400):
+            response.headers.setdefault("Content-Security-Policy", settings.KB_CONTENT_SECURITY_POLICY)
+        return response
+
+
+class RequestLimitsMiddleware:
+    """Refuse, before any session, CSRF or view work, a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+    (413) and a client over its rate limit (429 with Retry-After).
+
+    Django itself would answer an oversized body with a 400 (RequestDataTooBig) and only
+    when something reads it; checking Content-Length up front makes it a 413 every time.
+    """
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if body_too_large(request):
+            limit_kb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+            return limit_response(
+                request, 413, "413.html", {"limit_kb": limit_kb},
+                error=f"request body larger than {limit_kb} KB",
+            )
+        if limited := ratelimit.check(request):
+            response = limit_response(
+                request, 429, "429.html", {"retry_after": limited.retry_after},
+                error=f"too many requests: at most {limited.limit} per {limited.period} seconds",
+            )
+            response["Retry-After"] = str(limited.retry_after)
+            return response
+        return self.get_response(request)
+
+
+def body_too_large(request: HttpRequest) -> bool:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False  # Django reads a malformed length as an empty body
+    return limit is not None and length > limit
+
+
+def limit_response(request: HttpRequest, status: int, template: str, context: dict, *, error: str) -> HttpResponse:
+    """JSON for the API (what its clients parse), a page for people everywhere else."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"error": error, **context}, status=status)
+    return render(request, template, context, status=status)
