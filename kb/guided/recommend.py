@@ -16,7 +16,7 @@ from django.db.models import Count
 from kb.models import Case, Feedback, Section
 from kb.search import AnalysedQuery, Result, analyse, search
 from kb.search.query import tokens
-from kb.search.results import is_troubleshooting
+from kb.search.results import is_troubleshooting, result_dict
 
 from .analysis import ErrorAnalysis, explain
 
@@ -47,18 +47,7 @@ class Recommended:
     why: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        article = self.section.article
-        return {
-            "guide": article.guide.slug,
-            "article": article.slug,
-            "anchor": self.section.anchor,
-            "title": self.section.title,
-            "article_title": article.title,
-            "url": self.section.get_absolute_url(),
-            "snippet": self.snippet,
-            "score": round(self.score, 4),
-            "why": self.why,
-        }
+        return {**result_dict(self.section, self.snippet, self.score), "why": self.why}
 
 
 @dataclass

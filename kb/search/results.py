@@ -40,6 +40,21 @@ def is_troubleshooting(section: Section) -> bool:
     return is_troubleshooting_article(section.article.slug, section.article.title)
 
 
+def result_dict(section: Section, snippet: str, score: float) -> dict:
+    """A section as the JSON APIs return it (search and recommend share this contract)."""
+    article = section.article
+    return {
+        "guide": article.guide.slug,
+        "article": article.slug,
+        "anchor": section.anchor,
+        "title": section.title,
+        "article_title": article.title,
+        "url": section.get_absolute_url(),
+        "snippet": snippet,
+        "score": round(score, 4),
+    }
+
+
 @dataclass
 class Ranked:
     section_id: int
@@ -64,17 +79,7 @@ class Result:
         return self.section.get_absolute_url()
 
     def as_dict(self) -> dict:
-        article = self.section.article
-        return {
-            "guide": article.guide.slug,
-            "article": article.slug,
-            "anchor": self.section.anchor,
-            "title": self.section.title,
-            "article_title": article.title,
-            "url": self.url,
-            "snippet": str(self.snippet),
-            "score": round(self.score, 4),
-        }
+        return result_dict(self.section, str(self.snippet), self.score)
 
 
 @dataclass
