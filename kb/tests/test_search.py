@@ -14,7 +14,7 @@ import pytest
 from bs4 import BeautifulSoup
 from django.conf import settings
 from django.core import signing
-from django.db import DataError, connection
+from django.db import connection
 from django.test import Client
 
 from kb.importer import import_content

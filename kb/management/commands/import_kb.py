@@ -23,7 +23,7 @@ class Command(BaseCommand):
         except ImportFailed as exc:
             for error in exc.errors:
                 self.stderr.write(f"error: {error}")
-            raise CommandError(f"import aborted, nothing was written: {len(exc.errors)} bad file(s)")
+            raise CommandError(f"import aborted, nothing was written: {len(exc.errors)} bad file(s)") from None
         finally:
             if progress:
                 sys.stderr.write("\r\033[K")
