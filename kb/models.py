@@ -83,16 +83,21 @@ class Article(models.Model):
         return reverse("kb:article", args=[self.guide.slug, self.slug])
 
     def ancestors(self) -> list["Article"]:
-        """Parents in the guide's table of contents, outermost first (for breadcrumbs)."""
+        """Parents in the guide's table of contents, outermost first (for breadcrumbs).
+
+        One primary-key lookup per level: guides nest a few levels deep but hold hundreds
+        of articles, so walking up beats loading the guide.
+        """
         chain: list[Article] = []
         parent_id = self.parent_id
-        by_id = {}
-        if parent_id:
-            by_id = {a.pk: a for a in Article.objects.filter(guide_id=self.guide_id).only("slug", "title", "parent_id")}
-        while parent_id and parent_id in by_id and len(chain) < 50:
-            parent = by_id[parent_id]
+        seen = {self.pk}
+        while parent_id and parent_id not in seen:
+            parent = Article.objects.filter(pk=parent_id).only("slug", "title", "parent_id", "guide_id").first()
+            if parent is None:
+                break
             parent.guide = self.guide
             chain.insert(0, parent)
+            seen.add(parent_id)
             parent_id = parent.parent_id
         return chain
 
