@@ -28,6 +28,11 @@ from .sanitise import plain_text, sanitise
 # re-renders everything instead of treating old HTML as unchanged.
 RENDER_VERSION = "2"
 
+# Column sizes of the stored section (kb.models.Section): longer values are a content
+# error named here, not a database error half-way through the import.
+MAX_ANCHOR = 200
+MAX_TITLE = 500
+
 # Private-use characters never occur in real content, so they can carry anchor markers
 # through Markdown's inline patterns untouched.
 MARK = "\ue000"
@@ -317,6 +322,7 @@ class Renderer:
                     text=plain_text(clean),
                 )
             )
+        _check_lengths(source, sections)
         _number_links(source, md.kb_links)
         return RenderedArticle(
             title=sections[0].title,
@@ -375,6 +381,16 @@ class Renderer:
         stash = self._md.htmlStash.rawHtmlBlocks
         text = HTML_PLACEHOLDER_RE.sub(lambda m: str(stash[int(m.group(1))]), "".join(element.itertext()))
         return plain_text(sanitise(text))
+
+
+def _check_lengths(source: str, sections: list[RenderedSection]) -> None:
+    for section in sections:
+        problem = (f"anchor is longer than {MAX_ANCHOR} characters" if len(section.anchor) > MAX_ANCHOR
+                   else f"heading is longer than {MAX_TITLE} characters" if len(section.title) > MAX_TITLE else "")
+        if problem:
+            needle = section.anchor or section.title[:40]
+            index = source.find(needle)
+            raise RenderError(problem, source.count("\n", 0, index) + 1 if index >= 0 else None)
 
 
 def _first_line(source: str) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .render import RENDER_VERSION
 
 INDEX = "index.md"
+MAX_SLUG = 200  # kb.models.Article.slug
 GUIDE_FILE = "guide.toml"
 
 
@@ -110,6 +111,8 @@ def load_guide(folder: Path) -> GuideSource:
     """Read a guide folder. Unreadable files go to `errors` rather than stopping the read,
     so one run can name every bad file."""
     errors: list[str] = []
+    if len(folder.name) > MAX_SLUG:
+        errors.append(f"{folder}: folder name is longer than {MAX_SLUG} characters (it is the guide's URL)")
     meta: dict = {}
     if (folder / GUIDE_FILE).is_file():
         try:
@@ -137,6 +140,9 @@ def load_guide(folder: Path) -> GuideSource:
             text = _read_text(path)
         except SourceError as exc:
             errors.append(str(exc))
+            continue
+        if len(path.stem) > MAX_SLUG:
+            errors.append(f"{path}: file name is longer than {MAX_SLUG} characters (it is the article's URL)")
             continue
         guide.articles.append(ArticleSource(path.stem, path, text, _hash(text)))
     return guide

@@ -27,6 +27,8 @@ from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_
 
 Progress = Callable[[int, int], None]
 
+MAX_GUIDE_TITLE = 300  # kb.models.Guide.title
+
 # Rendering is CPU-bound; below this many files a worker pool costs more than it saves.
 PARALLEL_THRESHOLD = 64
 
@@ -185,6 +187,9 @@ def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list
             except RenderError as exc:
                 errors.append(f"{index}:{exc.line}: {exc}" if exc.line else f"{index}: {exc}")
         plan.title = plan.source.title or plan.title or plan.source.slug
+        if len(plan.title) > MAX_GUIDE_TITLE:
+            where = plan.source.path / ("guide.toml" if plan.source.title else INDEX)
+            errors.append(f"{where}: the guide's title is longer than {MAX_GUIDE_TITLE} characters")
 
 
 def _collect(results, owners, total: int, progress: Progress | None, errors: list[str]) -> None:

@@ -232,6 +232,12 @@ BAD_FILES = {
     "invalid UTF-8": ("bad.md", b'# Bad<a name="bad"></a>\n\nCaf\xe9\n', ":3: not valid UTF-8"),
     "no title heading": ("bad.md", 'Intro\\.\n\n## Part<a name="part"></a>\n', ":1: article has no '# Title' heading"),
     "invalid guide.toml": ("guide.toml", 'title = "unterminated\n', ":1: invalid TOML: Illegal character"),
+    "heading too long": ("bad.md", '# Bad<a name="bad"></a>\n\n## ' + "x" * 501 + '<a name="long"></a>\n',
+                         ":3: heading is longer than 500 characters"),
+    "anchor too long": ("bad.md", '# Bad<a name="bad"></a>\n\n## Long<a name="' + "a" * 201 + '"></a>\n',
+                        ":3: anchor is longer than 200 characters"),
+    "file name too long": ("b" * 201 + ".md", '# Bad<a name="bad"></a>\n', ": file name is longer than 200"),
+    "guide title too long": ("guide.toml", 'title = "' + "t" * 301 + '"\n', ": the guide's title is longer than 300"),
 }
 
 
