@@ -87,18 +87,17 @@ def api_recommend(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
     if not isinstance(body, dict):
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
-    form = TroubleshootForm({"error_text": body.get("error_text"), **_context_fields(body.get("context", {}))})
-    if not isinstance(body.get("error_text"), str) or not isinstance(body.get("context", {}), dict):
+    context = {} if body.get("context") is None else body["context"]
+    if not isinstance(body.get("error_text"), str) or not isinstance(context, dict):
         return JsonResponse({"error": "error_text must be a string and context an object"}, status=400)
+    form = TroubleshootForm({
+        "error_text": body["error_text"], "activity": context.get("activity", ""), "service": context.get("service", ""),
+    })
     if not form.is_valid():
         return JsonResponse({"error": "invalid input", "fields": form.errors.get_json_data()}, status=400)
     data = form.cleaned_data
     result = recommend(data["error_text"], clean_context({"activity": data["activity"], "service": data["service"]}))
     return JsonResponse(result.as_dict())
-
-
-def _context_fields(context: object) -> dict:
-    return {"activity": context.get("activity", ""), "service": context.get("service", "")} if isinstance(context, dict) else {}
 
 
 def with_votes(diagnosis: Diagnosis) -> list[dict]:
