@@ -62,3 +62,11 @@ def stored_snippet(value: str) -> SafeString:
     """
     parts = MARK_TAG.split(str(value))
     return mark_safe("".join(part if MARK_TAG.fullmatch(part) else escape(html.unescape(part)) for part in parts))
+
+
+@register.simple_tag(takes_context=True)
+def page_url(context: template.Context, number: int) -> str:
+    """This page's query string with another page number, for pagination links."""
+    params = context["request"].GET.copy()
+    params["page"] = number
+    return "?" + params.urlencode()
