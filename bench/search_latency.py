@@ -77,11 +77,10 @@ def measure(args) -> dict:
     from kb.guided.recommend import recommend
     from kb.importer import import_content
     from kb.models import Section
-    from kb.search import search, sync_index
+    from kb.search import search
 
     start = time.perf_counter()
     imported = import_content([args.corpus])
-    sync_index()
     log(f"{connection.vendor}: corpus synced in {time.perf_counter() - start:.1f}s "
         f"({len(imported.added)} added, {len(imported.updated)} updated, {len(imported.unchanged)} unchanged)")
 

@@ -41,10 +41,21 @@ class Guide(models.Model):
         return reverse("kb:guide", args=[self.slug])
 
 
+# Articles about fixing problems are named so by their authors ("Troubleshooting ...",
+# troubleshoot_*.md); this word is the one definition, in SQL and in Python below.
+TROUBLESHOOTING_WORD = "troubleshoot"
+
+
+def is_troubleshooting(slug: str, title: str) -> bool:
+    """Whether an article (by its slug and title) is a troubleshooting article."""
+    return TROUBLESHOOTING_WORD in slug.lower() or TROUBLESHOOTING_WORD in title.lower()
+
+
 class ArticleQuerySet(models.QuerySet):
     def troubleshooting(self) -> "ArticleQuerySet":
-        """Articles about fixing problems, named so by their authors."""
-        return self.filter(Q(title__icontains="troubleshoot") | Q(slug__icontains="troubleshoot")).order_by(
+        """Troubleshooting articles (see is_troubleshooting), in guide order."""
+        word = TROUBLESHOOTING_WORD
+        return self.filter(Q(title__icontains=word) | Q(slug__icontains=word)).order_by(
             "guide__title", "position", "slug"
         )
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from kb.models import Case, Feedback, Section
+from kb.models import Case, Feedback, Section, is_troubleshooting
 from kb.search import AnalysedQuery, Result, analyse, search
 from kb.search.query import tokens
-from kb.search.results import is_troubleshooting, result_dict
+from kb.search.results import result_dict
 
 from .analysis import ErrorAnalysis, explain
 
@@ -35,6 +35,7 @@ ACTIVITIES = {
     "policies": ("changing policies", "policy changes permissions"),
     "other": ("something else", ""),
 }
+ACTIVITY_WORDS = {label: tuple(words.split()) for label, words in ACTIVITIES.values() if words}
 
 Key = tuple[str, str, str]
 
@@ -160,7 +161,7 @@ def _why(section: Section, analysis: ErrorAnalysis, query: AnalysedQuery, activi
         reasons.append(f"Fits what you were doing: {activity}")
     if service and service.lower() in words:
         reasons.append(f"About {service}")
-    if is_troubleshooting(section):
+    if is_troubleshooting(section.article.slug, section.article.title):
         reasons.append("From a troubleshooting article")
     if votes > 0:
         reasons.append(f"Fixed the same error for others ({votes} net vote{'s' if votes != 1 else ''})")
@@ -168,5 +169,3 @@ def _why(section: Section, analysis: ErrorAnalysis, query: AnalysedQuery, activi
         reasons.append("Ranked lower: others with this error said it did not help")
     return reasons or ["Matches words in your message"]
 
-
-ACTIVITY_WORDS = {label: tuple(words.split()) for label, words in ACTIVITIES.values() if words}

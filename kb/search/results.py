@@ -15,7 +15,7 @@ from functools import cached_property
 
 from django.utils.safestring import SafeString
 
-from kb.models import Section
+from kb.models import Section, is_troubleshooting
 
 from .engines import get_engine
 from .query import AnalysedQuery, analyse, tokens
@@ -30,14 +30,6 @@ TROUBLESHOOTING_PRIOR = 1.0
 # query's words is likely the answer: up to this much is added for full coverage.
 HEADING_COVERAGE_WEIGHT = 0.3
 HEADING_COVERAGE_TERMS = 10  # coverage counts at most this many query terms
-
-
-def is_troubleshooting_article(slug: str, title: str) -> bool:
-    return "troubleshoot" in slug.lower() or "troubleshoot" in title.lower()
-
-
-def is_troubleshooting(section: Section) -> bool:
-    return is_troubleshooting_article(section.article.slug, section.article.title)
 
 
 def result_dict(section: Section, snippet: str, score: float) -> dict:
@@ -150,7 +142,7 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
             continue
         heading, article_id, slug, title = rows[candidate.section_id]
         score = candidate.score / top
-        if query.is_error and is_troubleshooting_article(slug, title):
+        if query.is_error and is_troubleshooting(slug, title):
             score *= 1 + TROUBLESHOOTING_PRIOR
         score += HEADING_COVERAGE_WEIGHT * heading_coverage(query_stems, heading)
         ranked.append(Ranked(candidate.section_id, article_id, score))

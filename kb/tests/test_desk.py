@@ -26,7 +26,6 @@ from kb.desk.insights import (
 from kb.guided.recommend import recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, SearchLog, Section
-from kb.search import sync_index
 
 TROUBLESHOOT = """\
 # Troubleshooting access<a name="troubleshoot_access"></a>
@@ -57,7 +56,6 @@ _references = count(1)
 @pytest.fixture
 def guide(db, write_guide) -> None:
     import_content([write_guide("g", {"troubleshoot.md": TROUBLESHOOT, "keys.md": KEYS})])
-    sync_index()
 
 
 @pytest.fixture

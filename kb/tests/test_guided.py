@@ -22,7 +22,7 @@ from django.test import Client
 from kb.guided.recommend import LEARNED_CAP, recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
-from kb.search import search, sync_index
+from kb.search import search
 
 INDEX = """\
 # Test Guide
@@ -114,7 +114,6 @@ def guide(db, write_guide) -> None:
     files = {"index.md": INDEX, "troubleshoot_s3.md": S3, "troubleshoot_credentials.md": CREDENTIALS,
              "troubleshoot_roles.md": ROLES}
     import_content([write_guide("g", files)])
-    sync_index()
 
 
 @pytest.fixture(autouse=True)
@@ -600,7 +599,6 @@ NOT_FIRST_ON_SQLITE = {
 @pytest.fixture
 def seed(db) -> None:
     import_content([settings.KB_CONTENT_DIR])
-    sync_index()
 
 
 @pytest.mark.parametrize(

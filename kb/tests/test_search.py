@@ -19,7 +19,7 @@ from django.test import Client
 
 from kb.importer import import_content
 from kb.models import SearchLog, Section
-from kb.search import search, sync_index
+from kb.search import search
 from kb.search.engines import ENGINES, get_engine
 from kb.tests.test_pages import assert_no_inline_code
 
@@ -79,11 +79,10 @@ RESULT_KEYS = {"guide", "article", "anchor", "title", "article_title", "url", "s
 
 @pytest.fixture
 def load(db):
-    """Import guide folders and bring the search index in line, as a deployment does."""
+    """Import guide folders, as a deployment does (the importer also syncs the search index)."""
 
     def load(*folders: Path) -> None:
         import_content(list(folders))
-        sync_index()
 
     return load
 
