@@ -1,7 +1,7 @@
 """`/healthz` for load balancers and monitors: is this node able to serve?
 
 Cheap enough to poll every second: a `SELECT 1`, the search index's existence and row
-count, and one cache read. Only the database and the search index decide the status code;
+count, and a read from each cache. Only the database and the search index decide the status code;
 a failing cache is reported but pages still serve (slower, and without rate limits).
 """
 

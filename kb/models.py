@@ -6,13 +6,19 @@ anchors so that re-imports update them in place and keep their ids.
 """
 
 from django.db import models
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
 
 
 class GuideQuerySet(models.QuerySet):
     def with_article_counts(self) -> "GuideQuerySet":
         return self.annotate(article_count=Count("articles"))
+
+    def content_version(self) -> tuple:
+        """(latest import, number of guides): changes with any import that changes content,
+        and when a guide is deleted. Caches of derived data key on it."""
+        stats = self.aggregate(latest=Max("imported_at"), count=Count("id"))
+        return stats["latest"], stats["count"]
 
 
 class Guide(models.Model):

@@ -21,7 +21,6 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core.cache import caches
 from django.db import connection
-from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -92,8 +91,8 @@ def guide_version(guide: str) -> PageVersion | None:
 
 def corpus_version(page: str) -> PageVersion:
     """Pages listing every guide (home, topics) change with any import, or with a guide removed."""
-    stats = Guide.objects.aggregate(latest=Max("imported_at"), count=Count("id"))
-    return PageVersion(page, (stats["latest"], stats["count"]), last_modified=stats["latest"])
+    latest, count = Guide.objects.content_version()
+    return PageVersion(page, (latest, count), last_modified=latest)
 
 
 def render_shared(request: HttpRequest, template_name: str, context: dict) -> HttpResponse:

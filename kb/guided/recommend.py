@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from kb.models import Case, Feedback, Section, is_troubleshooting
-from kb.search import AnalysedQuery, Result, analyse, search
+from kb.search import AnalysedQuery, Result, search
 from kb.search.query import tokens
 from kb.search.results import result_dict
 
@@ -100,31 +100,32 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     activity = ACTIVITIES.get(context.get("activity", ""), ("", ""))
     service = str(context.get("service", ""))[:100]
     query_text = " ".join(part for part in (error_text, activity[1], service) if part)
-    query = analyse(query_text)
-    analysis = explain(error_text)
-    results = search(query_text, limit=CANDIDATES).results
+    found = search(query_text, limit=CANDIDATES)
+    query = found.query
+    # The analysis reads the error alone; reuse the query's analysis when nothing was added to it.
+    analysis = explain(error_text, query if query_text == error_text else None)
     net = learned_votes(analysis.signature) if analysis.is_specific else {}
-    ranked: dict[Key, tuple[Result | Section, float]] = {}
-    for result in results:
+    ranked: dict[Key, Result] = {}
+    for result in found.results:
         key = section_key(result.section)
-        ranked[key] = (result, result.score * learned_factor(net.get(key, 0)))
-    _add_learned_sections(ranked, net)
-    order = sorted(ranked.values(), key=lambda pair: -pair[1])[:limit]
-    items = []
-    for entry, score in order:
-        section = entry.section if isinstance(entry, Result) else entry
-        snippet = str(entry.snippet) if isinstance(entry, Result) else ""
-        items.append(Recommended(section, score, snippet, _why(section, analysis, query, activity[0], service,
-                                                               net.get(section_key(section), 0))))
+        result.score *= learned_factor(net.get(key, 0))
+        ranked[key] = result
+    _add_learned_sections(ranked, net, tuple(query.terms))
+    order = sorted(ranked.values(), key=lambda result: -result.score)[:limit]
+    items = [
+        Recommended(r.section, r.score, str(r.snippet),
+                    _why(r.section, analysis, query, activity[0], service, net.get(section_key(r.section), 0)))
+        for r in order
+    ]
     return Recommendation(analysis, query, items)
 
 
-def _add_learned_sections(ranked: dict, net: dict[Key, int]) -> None:
+def _add_learned_sections(ranked: dict[Key, Result], net: dict[Key, int], terms: tuple[str, ...]) -> None:
     """Sections that fixed this error for others are recommended even when the text match missed them."""
     missing = [key for key, votes in net.items() if votes > 0 and key not in ranked]
     if not missing:
         return
-    floor = min((score for _, score in ranked.values()), default=1.0)
+    floor = min((result.score for result in ranked.values()), default=1.0)
     sections = Section.objects.with_article().filter(
         article__guide__slug__in={k[0] for k in missing}, article__slug__in={k[1] for k in missing},
         anchor__in={k[2] for k in missing},
@@ -132,7 +133,7 @@ def _add_learned_sections(ranked: dict, net: dict[Key, int]) -> None:
     for section in sections:
         key = section_key(section)
         if key in missing:
-            ranked[key] = (section, floor * learned_factor(net[key]))
+            ranked[key] = Result(section, floor * learned_factor(net[key]), terms)
 
 
 def _mentions(text: str, value: str) -> bool:

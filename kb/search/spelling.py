@@ -6,7 +6,6 @@ import difflib
 import re
 
 from django.core.cache import cache
-from django.db.models import Max
 
 from kb.models import Article, Guide, Section
 
@@ -15,8 +14,8 @@ WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
 def vocabulary() -> frozenset[str]:
     """Words of every section and article title, cached until the next import changes content."""
-    version = Guide.objects.aggregate(latest=Max("imported_at"))["latest"]
-    key = f"kb:vocabulary:{version.isoformat() if version else 'empty'}"
+    latest, count = Guide.objects.content_version()
+    key = f"kb:vocabulary:{latest.isoformat() if latest else 'empty'}:{count}"
     words = cache.get(key)
     if words is None:
         titles = list(Section.objects.values_list("title", flat=True)) + list(

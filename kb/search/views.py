@@ -10,7 +10,7 @@ from kb.forms import SearchForm
 from kb.models import Article, Guide, SearchLog, Section
 
 from .insights import log_search, opened_token, record_opened
-from .query import clean_text
+from .query import MAX_QUERY_CHARS, clean_text
 from .results import search
 from .spelling import suggest
 
@@ -22,7 +22,7 @@ SUGGESTIONS = 8
 @ensure_csrf_cookie  # search.js reports opened results with a POST beacon
 def search_page(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
-    context = {"form": form, "guides": Guide.objects.defer("toc"), "query": request.GET.get("q", "")[:20000]}
+    context = {"form": form, "guides": Guide.objects.defer("toc"), "query": request.GET.get("q", "")[:MAX_QUERY_CHARS]}
     if form.is_valid() and form.cleaned_data["q"]:
         guide = form.cleaned_data["guide"] or ""
         found = search(form.cleaned_data["q"], guide=guide)
@@ -69,7 +69,9 @@ def api_suggest(request: HttpRequest) -> JsonResponse:
     typed = clean_text(request.GET.get("q", ""))[:100].strip()
     if len(typed) < 2:
         return JsonResponse({"suggestions": []})
-    sections = Section.objects.topics().select_related("article__guide")
+    sections = Section.objects.topics().select_related("article__guide").only(
+        "title", "anchor", "level", "article__slug", "article__title", "article__guide__slug"
+    )
     for word in typed.split()[:6]:  # every word, in any order: "temp cred" finds "temporary credentials"
         sections = sections.filter(title__icontains=word)
     return JsonResponse({"suggestions": [

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Max
 
 from kb.models import Guide, Section
 
@@ -55,7 +54,7 @@ class SearchEngine:
 
     def document_frequencies(self, terms: list[str]) -> dict[str, int]:
         """Document frequency of each term ("" counts every section), cached per content generation."""
-        generation = str(Guide.objects.aggregate(latest=Max("imported_at"))["latest"])
+        generation = str(Guide.objects.content_version())
         known = {t: _frequencies[(self.vendor, generation, t)] for t in terms
                  if (self.vendor, generation, t) in _frequencies}
         missing = [t for t in terms if t not in known]

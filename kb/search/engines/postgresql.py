@@ -133,7 +133,7 @@ class PostgreSQLEngine(SearchEngine):
             "weights": [w / max(weights) for w in weights],
             "guide": guide,
             "limit": limit,
-            **{f"t{i}": text for i, (text, _) in enumerate(usable)},
+            **{f"t{i}": usable[i][0] for i in fetching},
         }
         with self.cursor() as cursor:
             cursor.execute(RANK_SQL.replace("{any_term}", any_term), params)
