@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.messages import get_messages
-from django.core.cache import caches
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -28,9 +26,8 @@ from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from django.utils.http import http_date
 
+from . import cache
 from .models import Article, Guide
-
-logger = logging.getLogger(__name__)
 
 # What, besides content, decides a page's markup.
 RELEASE_DIRS = ("kb", "portal", "templates", "static")
@@ -137,31 +134,15 @@ def cached_page(version_of: Callable[..., PageVersion | None]) -> Callable:
 
 
 def _cached_render(request: HttpRequest, version: PageVersion, build: Callable[[], HttpResponse]) -> HttpResponse:
-    """The page from this worker's memory, else from the shared cache, else rendered and
-    stored in both. A key names one version of one page, so a local copy is never stale;
-    it saves a round trip to Redis (or a file read) on every view. A failing shared cache
-    only costs a render."""
+    """The page from the cache (kb/cache.py), else rendered and cached when it is the same for everyone."""
     key = f"page:{version.key}"
-    local, shared = caches["local"], caches["default"]
-    hit = local.get(key)
-    if hit is None:
-        try:
-            hit = shared.get(key)
-        except Exception:
-            logger.exception("page cache unavailable")
-        if hit is not None:
-            local.set(key, hit)
+    hit = cache.fetch(key)
     if hit is not None:
         content, content_type = hit
         return HttpResponse(content, content_type=content_type)
     response = build()
     if response.status_code == 200 and _same_for_everyone(request, response):
-        hit = (response.content, response["Content-Type"])
-        local.set(key, hit)
-        try:
-            shared.set(key, hit)
-        except Exception:
-            logger.exception("page cache unavailable")
+        cache.store(key, (response.content, response["Content-Type"]))
     return response
 
 

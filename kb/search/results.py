@@ -4,18 +4,22 @@
 the same rules for every engine: scores relative to the best hit, a prior for
 troubleshooting articles when the query is an error, and at most a few sections per
 article (the rest counted as "more in this article"). Ranking needs only ids and
-article names; full sections are loaded for the results actually shown.
+article names; full sections are loaded for the results actually shown. Rankings are
+cached under the analysed query and the content version: the same error pasted again, with
+other account or request ids, is ranked once until the next import changes content.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from functools import cached_property
 
 from django.utils.safestring import SafeString
 
-from kb.models import Section, is_troubleshooting
+from kb import cache
+from kb.models import Guide, Section, is_troubleshooting
 
 from .engines import get_engine
 from .query import AnalysedQuery, analyse, tokens
@@ -125,9 +129,22 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     found = SearchResults(query)
     if query.is_empty:
         return found
+    key = "ranking:" + hashlib.sha256(repr((
+        Guide.objects.content_version(), guide, per_article, query.is_error, query.terms, query.phrases,
+    )).encode()).hexdigest()
+    ranking = cache.fetch(key)
+    if ranking is None:
+        ranking = [astuple(entry) for entry in rank(query, guide=guide, per_article=per_article)]
+        cache.store(key, ranking)
+    found.ranked = [Ranked(*entry) for entry in ranking[:limit]]
+    return found
+
+
+def rank(query: AnalysedQuery, *, guide: str, per_article: int) -> list[Ranked]:
+    """Up to CANDIDATES sections from the engine, re-ranked and capped per article."""
     candidates = get_engine().search(query.terms, query.phrases, guide=guide, limit=CANDIDATES)
     if not candidates:
-        return found
+        return []
     rows = {
         row[0]: row[1:]
         for row in Section.objects.filter(pk__in=[c.section_id for c in candidates]).values_list(
@@ -148,12 +165,12 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
         ranked.append(Ranked(candidate.section_id, article_id, score))
     ranked.sort(key=lambda r: (-r.score, r.section_id))
     shown: dict[int, list[Ranked]] = {}
+    kept = []
     for entry in ranked:
         same_article = shown.setdefault(entry.article_id, [])
         if len(same_article) < per_article:
-            found.ranked.append(entry)
+            kept.append(entry)
             same_article.append(entry)
         else:
             same_article[-1].more_in_article += 1
-    found.ranked = found.ranked[:limit]
-    return found
+    return kept

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections import Counter
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-WORD = re.compile(r"\w+", re.UNICODE)
-WINDOW = 32  # words shown around the best match
+WINDOW = 220  # characters shown around the best match (about 32 words)
+LEAD = 30  # characters of context kept before the first match in the window
 PLAIN_LENGTH = 240  # characters shown when nothing matches
 
 
@@ -23,24 +22,25 @@ def _matcher(terms: list[str]) -> re.Pattern | None:
     stems = sorted({_stem(t.lower()) for t in terms if t}, key=len, reverse=True)
     if not stems:
         return None
-    return re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE | re.UNICODE)
+    return re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.UNICODE)
 
 
 def highlight(text: str, terms: list[str], *, window: int = WINDOW) -> SafeString:
     """The window of `text` with the most distinct query terms, each match in <mark>."""
     matcher = _matcher(terms)
-    hits = list(matcher.finditer(text)) if matcher else []
+    # Matching lower-cased text is much faster than a case-insensitive pattern; the rare
+    # text whose length changes when lower-cased is matched as it is.
+    folded = text.lower()
+    hits = list(matcher.finditer(folded if len(folded) == len(text) else text)) if matcher else []
     if not hits:
         cut = text[:PLAIN_LENGTH]
         return mark_safe(escape(cut) + (" …" if len(text) > PLAIN_LENGTH else ""))  # escaped just above
-    words = [m.start() for m in WORD.finditer(text)]
-    # Word index of each hit, then the window (in words) holding the most distinct hits.
-    positions = [bisect_left(words, hit.start()) for hit in hits]
-    keys = [hit.group().lower()[:5] for hit in hits]
+    # The window (in characters) holding the most distinct hits, sliding over the hits.
+    keys = [hit.group()[:5] for hit in hits]
     best, best_score, last = 0, -1, 0
     inside: Counter[str] = Counter()
-    for first in range(len(hits)):  # a sliding window over the hits, in words
-        while last < len(hits) and positions[last] < positions[first] + window:
+    for first in range(len(hits)):
+        while last < len(hits) and hits[last].end() <= hits[first].start() + window:
             inside[keys[last]] += 1
             last += 1
         if len(inside) > best_score:
@@ -48,10 +48,11 @@ def highlight(text: str, terms: list[str], *, window: int = WINDOW) -> SafeStrin
         inside[keys[first]] -= 1
         if not inside[keys[first]]:
             del inside[keys[first]]
-    first_word = max(0, positions[best] - 4)
-    begin = words[first_word] if first_word < len(words) else 0
-    last_word = min(len(words) - 1, first_word + window)
-    end = text.find(" ", words[last_word]) if last_word < len(words) - 1 else len(text)
+    start = hits[best].start()
+    begin = max(0, start - LEAD)
+    space = text.find(" ", begin, start)
+    begin = space + 1 if begin and space >= 0 else begin  # start at a word
+    end = text.find(" ", begin + window)
     end = len(text) if end < 0 else end
     pieces = ["… " if begin > 0 else ""]
     cursor = begin
@@ -59,7 +60,7 @@ def highlight(text: str, terms: list[str], *, window: int = WINDOW) -> SafeStrin
         if hit.start() < begin or hit.end() > end:
             continue
         pieces.append(escape(text[cursor:hit.start()]))
-        pieces.append(f"<mark>{escape(hit.group())}</mark>")
+        pieces.append(f"<mark>{escape(text[hit.start():hit.end()])}</mark>")
         cursor = hit.end()
     pieces.append(escape(text[cursor:end]))
     pieces.append(" …" if end < len(text) else "")

@@ -152,6 +152,7 @@ def test_engine_is_the_one_for_the_connection_and_indexes_every_section(guides):
 def test_index_follows_re_imports(load, write_guide, client):
     folder = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT, "markup.md": MARKUP})
     load(folder)
+    assert anchors(client, {"q": "ListBuckets"})[0] == "access-denied"  # ranked, and that ranking cached
     (folder / "troubleshoot_access.md").write_text(TROUBLESHOOT.replace("ListBuckets", "DescribeTable"))
     (folder / "markup.md").unlink()
     load(folder)
@@ -160,6 +161,23 @@ def test_index_follows_re_imports(load, write_guide, client):
     assert anchors(client, {"q": "ListBuckets"}) == []
     assert anchors(client, {"q": "scriptable onerror image"}) == [], "removed article still indexed"
     assert get_engine().document_count() == Section.objects.count()
+
+
+def test_the_same_error_pasted_with_other_ids_is_ranked_once(guides, monkeypatch):
+    engine_type = type(get_engine())
+    calls = []
+    original = engine_type.search
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine_type, "search", counted)
+    first = search("An error occurred (ExpiredToken) when calling the GetObject operation. Request id 4F2A9C1B7D3E5A60")
+    again = search("An error occurred (ExpiredToken) when calling the GetObject operation. Request id 0B8E2D4C6A1F3957")
+    assert len(calls) == 1
+    assert [r.section.anchor for r in again.results] == [r.section.anchor for r in first.results]
+    assert first.results[0].section.anchor == "expired-token"
 
 
 # Finding sections from pasted errors
