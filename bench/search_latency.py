@@ -9,6 +9,9 @@ time, a cheap unchanged sync afterwards), then times half keyword queries (2-4 w
 section titles) and half pasted errors (errors-dev.jsonl, cycled, with fresh account and
 request ids after the first pass). A timing covers what the results page does before it
 renders: `kb.search.search()`, loading the first page of sections and their snippets.
+Every timed query starts with empty caches, so the targets are judged on the engine's own
+work, as for an error nobody pasted before; a last row ("repeat") shows the same pasted
+errors again with fresh ids, answered from the ranking cache as a running server does.
 Prints p50/p95 per engine and query kind against issue 3's targets, and the recommend
 path's p95 on the pasted errors against issue 4's; exits 1 if one fails.
 """
@@ -72,6 +75,7 @@ def main() -> int:
 def measure(args) -> dict:
     """In a child process: prepare the bench database for one engine, then time the queries."""
     setup(args.child)
+    from django.core.cache import caches
     from django.db import connection
 
     from kb.guided.recommend import recommend
@@ -91,7 +95,10 @@ def measure(args) -> dict:
     queries = [("keyword", q) for q in keywords] + [("error", q) for q in errors]
     rng.shuffle(queries)
 
-    def run(text: str) -> tuple[float, float, float, int]:
+    def run(text: str, *, cold: bool = True) -> tuple[float, float, float, int]:
+        if cold:
+            for name in ("local", "default"):
+                caches[name].clear()
         cpu_start, start = time.process_time(), time.perf_counter()
         found = search(text)
         shown = found[:PAGE]  # what the first results page loads
@@ -109,8 +116,15 @@ def measure(args) -> dict:
     timings = {kind: [] for kind in ("keyword", "error")}
     for kind, text in queries:
         timings[kind].append(run(text))
+    repeats = error_queries(args.errors, len(errors), random.Random(args.seed + 2), fresh_ids_from=0)
+    for text in repeats:
+        run(text)  # seen once: ranked and cached
+    timings["repeat"] = [run(text, cold=False) for text in error_queries(
+        args.errors, len(errors), random.Random(args.seed + 3), fresh_ids_from=0)]
     recommending = []
     for text in errors:  # what POST /api/v1/recommend computes, snippets and reasons included
+        for name in ("local", "default"):
+            caches[name].clear()
         start = time.perf_counter()
         recommend(text).as_dict()
         recommending.append((time.perf_counter() - start) * 1000)
@@ -127,6 +141,7 @@ def setup(database_url: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     # Production-like: with DEBUG on, Django also records every SQL statement it runs.
     os.environ["DJANGO_DEBUG"] = "0"
+    os.environ["KB_CACHE_DIR"] = str(RESULTS / "latency-cache")  # cleared before each timed query
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "k" * 50)
     import django
 
@@ -161,13 +176,15 @@ def keyword_queries(titles: list[str], count: int, rng: random.Random) -> list[s
     return queries
 
 
-def error_queries(path: Path, count: int, rng: random.Random) -> list[str]:
-    """The eval set's pasted errors, cycled; repeats get fresh account, request and UUID ids, as real pastes do."""
+def error_queries(path: Path, count: int, rng: random.Random, *, fresh_ids_from: int | None = None) -> list[str]:
+    """The eval set's pasted errors, cycled; repeats (from `fresh_ids_from`, by default the
+    second pass) get fresh account, request and UUID ids, as real pastes do."""
     pasted = [json.loads(line)["query"] for line in path.open(encoding="utf-8") if line.strip()]
+    fresh_from = len(pasted) if fresh_ids_from is None else fresh_ids_from
     queries = []
     for index in range(count):
         text = pasted[index % len(pasted)]
-        if index >= len(pasted):
+        if index >= fresh_from:
             text = ACCOUNT_ID.sub(lambda _: str(rng.randrange(10**11, 10**12)), text)
             text = UUID.sub(lambda _: str(uuid.UUID(int=rng.getrandbits(128))), text)
             text = REQUEST_ID.sub(lambda _: f"{rng.getrandbits(64):016X}", text)
@@ -185,7 +202,8 @@ def report(measured: dict) -> bool:
     print(f"\n{vendor}: ms per query, server-side; load average {measured['load']:.1f} on {measured['cpus']} CPUs")
     print(f"  {'kind':8} {'n':>4} {'search p50':>11} {'p95':>6} {'snippets p50':>13} {'p95':>6} "
           f"{'total p50':>10} {'p95':>6} {'cpu p95':>8} {'results':>8}")
-    rows = [*timings.items(), ("all", [t for kind in timings.values() for t in kind])]
+    first_time = {kind: runs for kind, runs in timings.items() if kind != "repeat"}
+    rows = [*first_time.items(), ("all", [t for runs in first_time.values() for t in runs]), ("repeat", timings["repeat"])]
     for kind, runs in rows:
         search_ms, snippet_ms, cpu_ms, counts = zip(*runs)
         totals = [s + n for s, n, *_ in runs]
@@ -193,7 +211,7 @@ def report(measured: dict) -> bool:
               f"{percentile(snippet_ms, 50):13.1f} {percentile(snippet_ms, 95):6.1f} "
               f"{percentile(totals, 50):10.1f} {percentile(totals, 95):6.1f} {percentile(cpu_ms, 95):8.1f} "
               f"{statistics.median(counts):8.0f}")
-    p95 = percentile([s + n for s, n, *_ in rows[-1][1]], 95)
+    p95 = percentile([s + n for s, n, *_ in rows[-2][1]], 95)
     passed = p95 <= target
     print(f"  target: total p95 <= {target:.0f} ms -> {p95:.1f} ms {'PASS' if passed else 'FAIL'}")
     recommend_p95 = percentile(measured["recommend"], 95)

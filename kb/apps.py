@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class KbConfig(AppConfig):
@@ -7,3 +8,16 @@ class KbConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+
+        # Guides changed or deleted, and articles deleted, outside the importer (the admin, a
+        # shell) end the content generation too; the importer ends it itself, once per import.
+        guide, article = self.get_model("Guide"), self.get_model("Article")
+        post_save.connect(_content_changed, sender=guide, dispatch_uid="kb-content-guide")
+        post_delete.connect(_content_changed, sender=guide, dispatch_uid="kb-content-guide")
+        post_delete.connect(_content_changed, sender=article, dispatch_uid="kb-content-article")
+
+
+def _content_changed(sender, **kwargs) -> None:
+    from .cache import content_changed
+
+    content_changed()

@@ -4,16 +4,24 @@ Callers put the content version into every key, so a key names one version of wh
 holds: a copy is never stale, nothing needs invalidating, and each worker may keep its own
 copy to save a round trip to Redis (or a file read). A failing shared cache only costs
 the work of building the value again.
+
+The content generation is a token in the shared cache that every content change replaces
+(imports, and guides or articles saved or deleted). What a worker memoises under it, such
+as page versions, is dropped by every node at the next request after a change.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from django.core.cache import caches
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+GENERATION_KEY = "content-generation"
 
 
 def fetch(key: str) -> Any | None:
@@ -36,3 +44,36 @@ def store(key: str, value: Any) -> None:
         caches["default"].set(key, value)
     except Exception:
         logger.exception("shared cache unavailable")
+
+
+def content_generation() -> str | None:
+    """The current generation; None when the shared cache cannot tell (callers then memoise nothing)."""
+    shared = caches["default"]
+    try:
+        token = shared.get(GENERATION_KEY)
+        if token is None:  # never set, or evicted: start one (a lost token only costs misses)
+            shared.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+            token = shared.get(GENERATION_KEY)
+        return token
+    except Exception:
+        logger.exception("shared cache unavailable")
+        return None
+
+
+def content_changed() -> None:
+    """Start a new generation now and again when the transaction commits.
+
+    Now, so that this process sees the change at once (and in tests, which never commit);
+    again after the commit, because another node may have memoised what it read before the
+    commit under the generation started now.
+    """
+    new_content_generation()
+    transaction.on_commit(new_content_generation)
+
+
+def new_content_generation() -> None:
+    """Start a new generation (content_changed() does this at the right moments of a transaction)."""
+    try:
+        caches["default"].set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:
+        logger.exception("shared cache unavailable: other nodes may show pages of the previous content for a minute")

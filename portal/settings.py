@@ -149,7 +149,7 @@ _local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS":
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # Several nodes: one Redis for pages, counters and sessions.
-    _redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    _redis = {"BACKEND": "portal.redis_cache.RedisCache", "LOCATION": REDIS_URL}
     CACHES = {
         "default": {**_redis, "KEY_PREFIX": "kb", "TIMEOUT": 24 * 3600},
         "local": _local,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kb.cache import new_content_generation
+
 
 @pytest.fixture(autouse=True)
 def plain_static_storage(settings) -> None:
@@ -23,6 +25,13 @@ def plain_static_storage(settings) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def content_generation_per_test() -> None:
+    """Each test's content is new to the page versions workers memoise, as after an import:
+    tests roll their rows back, which ends no generation."""
+    new_content_generation()
 
 
 WriteGuide = Callable[..., Path]

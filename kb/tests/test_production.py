@@ -12,8 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from bs4 import BeautifulSoup
 from django.conf import settings as django_settings
+from django.core.cache import caches
 from django.core.management import call_command
 from django.db import connection
 from django.db.utils import ConnectionHandler
@@ -22,11 +24,13 @@ from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.test import Client, RequestFactory
 
+from kb.cache import GENERATION_KEY
 from kb.importer import import_content
-from kb.models import Section
+from kb.models import Article, Guide, Section
 from kb.pagecache import CSRF_PLACEHOLDER, PageVersion, cached_page
 from kb.ratelimit import client_address, group_for
 from kb.search.engines import get_engine, postgresql, sqlite
+from portal.redis_cache import RedisCache
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,12 +140,25 @@ def test_https_turns_on_redirect_hsts_and_secure_cookies():
 
 def test_redis_url_moves_caches_and_sessions_to_redis():
     code = (
-        "from django.conf import settings as s; print(s.CACHES['default']['BACKEND'],"
-        " s.CACHES['ratelimit']['BACKEND'], s.SESSION_ENGINE)"
+        "from django.conf import settings as s; from django.core.cache import caches;"
+        " from django.core.cache.backends.redis import RedisCache;"
+        " print(isinstance(caches['default'], RedisCache), isinstance(caches['ratelimit'], RedisCache),"
+        " caches['default']._servers, s.SESSION_ENGINE)"
     )
     result = manage("shell", "--no-imports", "-c", code, REDIS_URL="redis://127.0.0.1:6379/9")
-    redis_cache = "django.core.cache.backends.redis.RedisCache"
-    assert result.stdout.split() == [redis_cache, redis_cache, "django.contrib.sessions.backends.cached_db"]
+    assert result.stdout.split() == ["True", "True", "['redis://127.0.0.1:6379/9']",
+                                     "django.contrib.sessions.backends.cached_db"]
+
+
+def test_redis_cache_reuses_one_client_for_every_operation():
+    cache = RedisCache("redis://127.0.0.1:6379/9", {"KEY_PREFIX": f"test-{uuid.uuid4().hex}"})
+    try:
+        cache.set("answer", 42)
+    except redis.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    assert cache.get("answer") == 42
+    assert cache._cache.get_client("answer") is cache._cache.get_client("other", write=True)
+    cache.delete("answer")
 
 
 @pytest.mark.parametrize("name, value", [("KB_RATE_LIMIT_SEARCH", "lots"), ("KB_PROXY_COUNT", "one")])
@@ -201,11 +218,26 @@ def test_repeat_visit_gets_304_by_etag_or_date(client, guides, url):
     assert client.get(url, HTTP_IF_NONE_MATCH='"something-else"').status_code == 200
 
 
-def test_cached_page_costs_one_query(client, guides, django_assert_num_queries):
+def test_cached_page_costs_no_query(client, guides, django_assert_num_queries):
     first = client.get(URL)
-    with django_assert_num_queries(1):  # the version; the page itself comes from the cache
+    with django_assert_num_queries(0):  # the version is memoised, the page itself cached
         again = client.get(URL)
     assert len(again.content) == len(first.content)  # the same page but for a fresh CSRF token
+
+
+def test_a_change_made_elsewhere_is_seen_at_the_next_request(client, guides):
+    """Another node's import ends the generation in the shared cache; this worker's memo follows."""
+    etag = client.get(URL)["ETag"]
+    Article.objects.filter(slug="signing-in").update(content_hash="changed-by-another-node")
+    assert client.get(URL)["ETag"] == etag, "memoised for the current generation"
+    caches["default"].set(GENERATION_KEY, "a generation another node started")
+    assert client.get(URL)["ETag"] != etag
+
+
+def test_a_guide_deleted_in_the_admin_is_gone_at_once(client, guides):
+    assert client.get(URL).status_code == 200
+    Guide.objects.get(slug="g").delete()
+    assert client.get(URL).status_code == 404
 
 
 def test_reimport_changes_the_changed_guide_pages_and_keeps_the_others(client, guides):
