@@ -16,7 +16,6 @@ from bs4 import BeautifulSoup
 from django.apps import apps
 from django.conf import settings
 from django.core import serializers
-from django.db import connection
 from django.test import Client
 
 from kb.guided.recommend import LEARNED_CAP, recommend
@@ -586,10 +585,10 @@ def test_api_rejects_a_bad_body_with_a_clear_message(client, guide, body):
 # --- The seven seed topics -------------------------------------------------------------------------------
 
 SEED = "iam-user-guide"
-# Ranked first on PostgreSQL but not on SQLite (FTS5 bm25 scores; recommend() keeps search's order).
-NOT_FIRST_ON_SQLITE = {
+# Not ranked first by either engine's BM25 (recommend() keeps search's order).
+NOT_FIRST = {
     "troubleshoot_general_lost-root-creds":
-        "SQLite's BM25 ranks troubleshoot_general_cant-sign-in (2.03) just above lost-root-creds (1.89): "
+        "BM25 ranks troubleshoot_general_cant-sign-in just above lost-root-creds: "
         "the question names a forgotten password, which both sections answer",
 }
 
@@ -623,8 +622,8 @@ def seed(db) -> None:
          "policy-variables", "eventual-consistency"],
 )
 def test_each_seed_topic_is_recommended_first(seed, request, text, anchor):
-    if connection.vendor == "sqlite" and anchor in NOT_FIRST_ON_SQLITE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NOT_FIRST_ON_SQLITE[anchor]))
+    if anchor in NOT_FIRST:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=NOT_FIRST[anchor]))
     items = recommend(text).items
     assert items, "nothing recommended"
     first = items[0].section

@@ -420,7 +420,7 @@ def test_healthz_is_200_with_database_and_index(client, guides, django_assert_ma
 
 def test_healthz_is_503_when_the_search_index_is_missing(client, db):
     if get_engine().exists():  # left by another test's committed data; dropped inside this test's transaction
-        tables = {"sqlite": [sqlite.TABLE], "postgresql": [postgresql.TABLE, postgresql.LEXEMES]}[connection.vendor]
+        tables = {"sqlite": [sqlite.TABLE], "postgresql": [postgresql.TABLE, postgresql.POSTINGS]}[connection.vendor]
         with connection.cursor() as cursor:
             for table in tables:
                 cursor.execute(f"DROP TABLE {table}")

@@ -1,9 +1,12 @@
-"""PostgreSQL full-text engine: a weighted tsvector per section with a GIN index.
+"""PostgreSQL engine: BM25 over an inverted index of `to_tsvector('english')` lexemes.
 
-`ts_rank` alone has no notion of term rarity, so each query term's rank is weighted by
-its inverse document frequency, as BM25 does. Document frequencies come from a lexeme
-table refreshed with `ts_stat` whenever the index changes. Terms go through
-`plainto_tsquery`/`phraseto_tsquery`, which accept any text without syntax
+`ts_rank` has no notion of term rarity and must decompress every candidate's tsvector
+for every query term, which is slow for long pasted errors. So each section's tsvector is
+also unnested into postings (lexeme, section, weighted term frequency, weighted length),
+with a btree on the lexeme: a query reads only its terms' postings and sums BM25 in one
+aggregate, as FTS5 does on SQLite. Phrases then re-rank the best candidates, matched on
+their tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector`/`phraseto_tsquery`,
+which accept any text without syntax
 (https://www.postgresql.org/docs/current/textsearch-controls.html).
 """
 
@@ -11,35 +14,61 @@ from __future__ import annotations
 
 import math
 
+from kb.models import Guide
+
 from .base import Candidate, SearchEngine
 
-TABLE = "kb_search_pg"
-LEXEMES = "kb_search_pg_lexemes"
-# Candidates are the sections matching the query's rarest terms, taken rarest first
-# until about this many matches: common words only re-rank, they never fetch.
-CANDIDATE_BUDGET = 1200
-MAX_RANKED_TERMS = 24
+TABLE = "kb_search_pg_sections"
+POSTINGS = "kb_search_pg_postings"
+# Tables of earlier releases, dropped when the index is created (it is derived data).
+OBSOLETE = ("kb_search_pg", "kb_search_pg_lexemes")
+K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
+RERANKED = 100  # candidates whose phrase matches are checked (more changed no ranking in the eval set)
+MAX_PHRASES = 12
 
-STATS_SQL = f"""
-SELECT t.text, (
-    SELECT coalesce(min(l.ndoc), 0) FROM {LEXEMES} l
-    WHERE l.lexeme = ANY(tsvector_to_array(to_tsvector('english', t.text)))
-) FROM unnest(%s::text[]) AS t(text)
+_average_lengths: dict[str, float] = {}  # content generation -> average weighted length
+
+# Each column's weight multiplies its term counts and length, so a section title's word
+# counts as much as five of its body's (SearchEngine's weights, as on SQLite).
+POSTINGS_SQL = f"""
+INSERT INTO {POSTINGS} (lexeme, section_id, guide, tf, length)
+SELECT p.lexeme, s.section_id, s.guide, p.tf, s.length
+FROM {TABLE} s, LATERAL (
+    SELECT u.lexeme, sum(CASE w WHEN 'A' THEN %(title)s WHEN 'B' THEN %(context)s ELSE %(body)s END) AS tf
+    FROM unnest(s.document) AS u, unnest(u.weights) AS w
+    GROUP BY u.lexeme
+) p
+WHERE s.section_id = ANY(%(ids)s)
+"""
+
+LENGTH_SQL = f"""
+UPDATE {TABLE} s SET length = coalesce((
+    SELECT sum(CASE w WHEN 'A' THEN %(title)s WHEN 'B' THEN %(context)s ELSE %(body)s END)
+    FROM unnest(s.document) AS u, unnest(u.weights) AS w
+), 0)
+WHERE s.section_id = ANY(%(ids)s)
 """
 
 RANK_SQL = f"""
-WITH terms AS (
-    SELECT CASE WHEN u.phrase THEN phraseto_tsquery('english', u.text) ELSE plainto_tsquery('english', u.text) END AS q,
-           u.idf
-    FROM unnest(%(texts)s::text[], %(phrase)s::bool[], %(idf)s::float8[]) AS u(text, phrase, idf)
-), candidates AS MATERIALIZED (
-    SELECT d.section_id, d.document FROM {TABLE} d
-    WHERE d.document @@ ({{any_term}}) AND (%(guide)s = '' OR d.guide = %(guide)s)
+WITH ranked AS (
+    SELECT p.section_id,
+           sum(q.idf * p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.length / %(average)s))) AS score
+    FROM unnest(%(lexemes)s::text[], %(idf)s::float8[]) AS q(lexeme, idf)
+    JOIN {POSTINGS} p ON p.lexeme = q.lexeme
+    WHERE %(guide)s = '' OR p.guide = %(guide)s
+    GROUP BY p.section_id
+    ORDER BY score DESC, p.section_id
+    LIMIT %(reranked)s
+), phrases AS MATERIALIZED (
+    SELECT phraseto_tsquery('english', u.text) AS q, u.idf
+    FROM unnest(%(phrases)s::text[], %(phrase_idf)s::float8[]) AS u(text, idf)
 )
-SELECT c.section_id, sum(t.idf * ts_rank(%(weights)s::float4[], c.document, t.q, 1)) AS score
-FROM candidates c JOIN terms t ON c.document @@ t.q
-GROUP BY c.section_id
-ORDER BY score DESC, c.section_id
+SELECT r.section_id, r.score + coalesce((
+    SELECT sum(ph.idf * ts_rank(%(weights)s::float4[], s.document, ph.q, 1))
+    FROM phrases ph WHERE s.document @@ ph.q
+), 0) AS score
+FROM ranked r JOIN {TABLE} s ON s.section_id = r.section_id
+ORDER BY score DESC, r.section_id
 LIMIT %(limit)s
 """
 
@@ -49,17 +78,25 @@ class PostgreSQLEngine(SearchEngine):
 
     def exists(self) -> bool:
         with self.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", [TABLE, LEXEMES])
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", [TABLE, POSTINGS])
             return cursor.fetchone()[0]
 
     def create(self) -> None:
         with self.cursor() as cursor:
+            for table in OBSOLETE:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
             cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} (section_id bigint PRIMARY KEY,"
-                " guide text NOT NULL, hash text NOT NULL, document tsvector NOT NULL)"
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (section_id bigint PRIMARY KEY, guide text NOT NULL,"
+                " hash text NOT NULL, length real NOT NULL DEFAULT 0, document tsvector NOT NULL)"
             )
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_document ON {TABLE} USING gin (document)")
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {LEXEMES} (lexeme text PRIMARY KEY, ndoc integer NOT NULL)")
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {POSTINGS} (lexeme text NOT NULL, section_id bigint NOT NULL,"
+                " guide text NOT NULL, tf real NOT NULL, length real NOT NULL)"
+            )
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {POSTINGS}_lexeme ON {POSTINGS} (lexeme) INCLUDE (section_id, guide, tf, length)"
+            )
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {POSTINGS}_section ON {POSTINGS} (section_id)")
 
     def indexed_hashes(self) -> dict[int, str]:
         with self.cursor() as cursor:
@@ -69,6 +106,7 @@ class PostgreSQLEngine(SearchEngine):
     def delete(self, section_ids: list[int]) -> None:
         if section_ids:
             with self.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {POSTINGS} WHERE section_id = ANY(%s)", [section_ids])
                 cursor.execute(f"DELETE FROM {TABLE} WHERE section_id = ANY(%s)", [section_ids])
 
     def insert(self, rows: list[dict]) -> None:
@@ -79,18 +117,17 @@ class PostgreSQLEngine(SearchEngine):
                 " || setweight(to_tsvector('english', %s), 'D'))",
                 [(r["id"], r["guide"], r["hash"], r["title"], r["context"], r["body"]) for r in rows],
             )
+            weights = {"title": self.TITLE_WEIGHT, "context": self.CONTEXT_WEIGHT, "body": self.BODY_WEIGHT,
+                       "ids": [r["id"] for r in rows]}
+            cursor.execute(LENGTH_SQL, weights)
+            cursor.execute(POSTINGS_SQL, weights)
 
     def sync(self):
         result = super().sync()
-        with self.cursor() as cursor:
-            cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {LEXEMES})")
-            lexemes_missing = cursor.fetchone()[0]
-        if result.indexed or result.removed or lexemes_missing:
+        if result.indexed or result.removed:
+            # Without fresh statistics the planner misjudges postings lookups after an import.
             with self.cursor() as cursor:
-                cursor.execute(f"TRUNCATE {LEXEMES}")
-                cursor.execute(
-                    f"INSERT INTO {LEXEMES} (lexeme, ndoc) SELECT word, ndoc FROM ts_stat('SELECT document FROM {TABLE}')"
-                )
+                cursor.execute(f"ANALYZE {TABLE}, {POSTINGS}")
         return result
 
     def document_count(self) -> int:
@@ -99,42 +136,67 @@ class PostgreSQLEngine(SearchEngine):
             return cursor.fetchone()[0]
 
     def count_matching(self, terms):
+        """Sections holding every lexeme of each term (a phrase's rarest lexeme bounds it)."""
         with self.cursor() as cursor:
-            cursor.execute(STATS_SQL, [terms])
+            cursor.execute(
+                f"""SELECT t.text, (
+                        SELECT coalesce(min((SELECT count(*) FROM {POSTINGS} p WHERE p.lexeme = l)), 0)
+                        FROM unnest(tsvector_to_array(to_tsvector('english', t.text))) AS l
+                    ) FROM unnest(%s::text[]) AS t(text)""",
+                [terms],
+            )
+            return dict(cursor.fetchall())
+
+    def average_length(self) -> float:
+        """BM25's average document length, per content generation like document frequencies."""
+        generation = str(Guide.objects.content_version())
+        if generation not in _average_lengths:
+            with self.cursor() as cursor:
+                cursor.execute(f"SELECT avg(length) FROM {TABLE}")
+                _average_lengths.clear()
+                _average_lengths[generation] = cursor.fetchone()[0] or 1.0
+        return _average_lengths[generation]
+
+    def lexemes(self, terms: list[str]) -> dict[str, list[str]]:
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [terms]
+            )
             return dict(cursor.fetchall())
 
     def search(self, terms, phrases, *, guide="", limit=200):
         kept, frequency = self.informative(terms)
-        texts = kept + phrases
-        if not texts:
+        if not kept and not phrases:
             return []
+        phrases = phrases[:MAX_PHRASES]
         frequency.update(self.document_frequencies(phrases))
         total = max(frequency[""], 1)
-        by_rarity = sorted((t for t in texts if frequency.get(t)), key=lambda t: frequency[t])
-        usable = [(text, text in phrases) for text in by_rarity[:MAX_RANKED_TERMS]]
-        if not usable:
+
+        def idf(text: str) -> float:
+            return math.log(1 + (total - frequency[text] + 0.5) / (frequency[text] + 0.5))
+
+        # A term may stem to several lexemes (CamelCase words do not split, hyphens do);
+        # each lexeme counts once, with the rarest weight it is given.
+        weighted: dict[str, float] = {}
+        for term, lexemes in self.lexemes(kept).items():
+            for lexeme in lexemes:
+                weighted[lexeme] = max(weighted.get(lexeme, 0.0), idf(term))
+        if not weighted:
             return []
-        idf = [math.log(1 + (total - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t, _ in usable]
-        fetching, budget = [], 0
-        for index, (text, _) in enumerate(usable):
-            if fetching and budget + frequency[text] > CANDIDATE_BUDGET:
-                break
-            fetching.append(index)
-            budget += frequency[text]
-        any_term = " || ".join(
-            f"{'phraseto_tsquery' if usable[i][1] else 'plainto_tsquery'}('english', %(t{i})s)" for i in fetching
-        )
+        phrases = [p for p in phrases if frequency.get(p)]
         # ts_rank weights are ordered {D, C, B, A}: body, unused, article title, section title.
         weights = [self.BODY_WEIGHT, self.BODY_WEIGHT, self.CONTEXT_WEIGHT, self.TITLE_WEIGHT]
         params = {
-            "texts": [t for t, _ in usable],
-            "phrase": [p for _, p in usable],
-            "idf": idf,
-            "weights": [w / max(weights) for w in weights],
+            "lexemes": list(weighted),
+            "idf": list(weighted.values()),
+            "average": self.average_length(),
             "guide": guide,
+            "reranked": max(RERANKED, limit),
+            "phrases": phrases,
+            "phrase_idf": [idf(p) for p in phrases],
+            "weights": [w / max(weights) for w in weights],
             "limit": limit,
-            **{f"t{i}": usable[i][0] for i in fetching},
         }
         with self.cursor() as cursor:
-            cursor.execute(RANK_SQL.replace("{any_term}", any_term), params)
+            cursor.execute(RANK_SQL, params)
             return [Candidate(section_id=row[0], score=float(row[1])) for row in cursor.fetchall()]
