@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from kb.importer import ImportFailed, import_content
+from kb.importer import ImportFailed, import_content, render, sources, sync
 from kb.importer.sync import PARALLEL_THRESHOLD
 from kb.models import Article, Guide, Section
 
@@ -239,6 +239,18 @@ BAD_FILES = {
     "file name too long": ("b" * 201 + ".md", '# Bad<a name="bad"></a>\n', ": file name is longer than 200"),
     "guide title too long": ("guide.toml", 'title = "' + "t" * 301 + '"\n', ": the guide's title is longer than 300"),
 }
+
+
+@pytest.mark.parametrize(
+    ("limit", "field"),
+    [(render.MAX_ANCHOR, Section._meta.get_field("anchor")), (render.MAX_TITLE, Section._meta.get_field("title")),
+     (sources.MAX_SLUG, Article._meta.get_field("slug")), (sources.MAX_SLUG, Guide._meta.get_field("slug")),
+     (sync.MAX_GUIDE_TITLE, Guide._meta.get_field("title"))],
+    ids=["anchor", "heading", "file name", "folder name", "guide title"],
+)
+def test_length_checks_are_the_columns_sizes(limit, field):
+    """The importer refuses what its columns cannot hold, as a content error naming the line."""
+    assert limit == field.max_length
 
 
 @pytest.mark.parametrize("kind", BAD_FILES)

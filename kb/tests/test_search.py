@@ -301,7 +301,12 @@ def test_a_paste_of_20000_characters_is_searched(client, guides):
     paste = (head + frame * 300)[:20_000]
     assert len(paste) == 20_000
     assert anchors(client, {"q": paste})[0] == "expired-token"
-    assert result_links(page(client, {"q": paste}))[0] == TROUBLESHOOT_ARTICLE + "#expired-token"
+    soup = page(client, {"q": paste})
+    assert result_links(soup)[0] == TROUBLESHOOT_ARTICLE + "#expired-token"
+    # Every search box takes a paste that long, and no longer.
+    home = BeautifulSoup(client.get("/").content, "html.parser")
+    boxes = soup.find_all(attrs={"name": "q"}) + home.find_all(attrs={"name": "q"})
+    assert len(boxes) >= 2 and {box["maxlength"] for box in boxes} == {"20000"}
 
 
 def test_a_paste_over_20000_characters_gets_a_clear_400(client, guides):
