@@ -10,8 +10,8 @@ starts gunicorn with gunicorn.conf.py serving bench.floor (the portal plus a min
 the floor) and requests every article once on a cold cache ("first-render"), which leaves
 the cache a node has after serving for a while (pages stay cached until an import). Then
 each phase runs --duration seconds in all: floor, healthz, article pages, topics, searches
-with pasted errors (the eval set's, pasted again and again as people do, so mostly ranked
-from the ranking cache), the same with a word nobody pasted before ("search-new": the
+with pasted errors (the eval set's, pasted again and again with fresh account and request
+ids as people do, so mostly ranked from the ranking cache), the same with a word nobody pasted before ("search-new": the
 engine's own throughput, no cache), recommend calls, and a mix of all with about 5 % writes
 (search logs, feedback votes). The time is cut into rounds that take the phases in turn, so that other
 work on a shared machine weighs on every phase alike. Clients are returning visitors from
@@ -42,6 +42,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pastes import with_fresh_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
@@ -261,7 +263,7 @@ class Client:
             kind = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
         rng, site = self.rng, self.site
         headers = {"X-Forwarded-For": rng.choice(ADDRESSES), "Cookie": f"csrftoken={self.cookie}"}
-        error = rng.choice(site.errors)
+        error = with_fresh_ids(rng.choice(site.errors), rng)
         if kind in ("article", "home", "guide", "topics", "floor", "healthz"):
             path = {"article": site.article(rng), "home": "/", "guide": rng.choice(site.guides), "topics": "/topics/",
                     "floor": "/bench/floor", "healthz": "/healthz"}[kind]

@@ -27,8 +27,9 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
+
+from pastes import with_fresh_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
@@ -38,9 +39,6 @@ RECOMMEND_TARGET_P95_MS = 50.0  # issue 4: the recommend path, pasted errors onl
 PAGE = 10  # results on the first page, whose sections and snippets are loaded
 WARM_UP = 20  # untimed queries of their own first: connections, imports and caches as in a running server
 
-ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
-UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
-REQUEST_ID = re.compile(r"\b[0-9A-F]{16}\b")
 
 
 def main() -> int:
@@ -186,9 +184,7 @@ def error_queries(path: Path, count: int, rng: random.Random, *, fresh_ids_from:
     for index in range(count):
         text = pasted[index % len(pasted)]
         if index >= fresh_from:
-            text = ACCOUNT_ID.sub(lambda _: str(rng.randrange(10**11, 10**12)), text)
-            text = UUID.sub(lambda _: str(uuid.UUID(int=rng.getrandbits(128))), text)
-            text = REQUEST_ID.sub(lambda _: f"{rng.getrandbits(64):016X}", text)
+            text = with_fresh_ids(text, rng)
         queries.append(text)
     return queries
 

@@ -224,6 +224,9 @@ KB_RATE_LIMITS = {
     "case": env_rate("KB_RATE_LIMIT_CASE", "10/h"),
 }
 KB_RATE_LIMIT_ENABLED = env_bool("KB_RATE_LIMIT_ENABLED", True)
+# How often a process reads the content generation from the shared cache (kb/cache.py):
+# an import reaches every node's pages within this time. 0 reads it on every page view.
+KB_CONTENT_CHECK_MS = env_int("KB_CONTENT_CHECK_MS", 1000)
 # How many proxies in front append to X-Forwarded-For: the client is the address the
 # outermost of them saw. 0 (no proxy) uses the connection's address and ignores the header.
 KB_PROXY_COUNT = env_int("KB_PROXY_COUNT", 0)

@@ -24,7 +24,7 @@ from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.test import Client, RequestFactory
 
-from kb.cache import GENERATION_KEY
+from kb import cache
 from kb.importer import import_content
 from kb.models import Article, Guide, Section
 from kb.pagecache import CSRF_PLACEHOLDER, PageVersion, cached_page
@@ -225,12 +225,19 @@ def test_cached_page_costs_no_query(client, guides, django_assert_num_queries):
     assert len(again.content) == len(first.content)  # the same page but for a fresh CSRF token
 
 
-def test_a_change_made_elsewhere_is_seen_at_the_next_request(client, guides):
-    """Another node's import ends the generation in the shared cache; this worker's memo follows."""
+def test_a_change_made_elsewhere_is_seen_within_the_check_interval(client, guides, settings, monkeypatch):
+    """Another node's import ends the generation in the shared cache; this worker reads it
+    at most every KB_CONTENT_CHECK_MS, then forgets what it memoised."""
+    settings.KB_CONTENT_CHECK_MS = 1000
+    clock = [1000.0]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
+    cache.new_content_generation()
     etag = client.get(URL)["ETag"]
     Article.objects.filter(slug="signing-in").update(content_hash="changed-by-another-node")
-    assert client.get(URL)["ETag"] == etag, "memoised for the current generation"
-    caches["default"].set(GENERATION_KEY, "a generation another node started")
+    caches["default"].set(cache.GENERATION_KEY, "a generation another node started")
+    clock[0] += 0.9
+    assert client.get(URL)["ETag"] == etag, "memoised, and the generation not read again yet"
+    clock[0] += 0.2
     assert client.get(URL)["ETag"] != etag
 
 

@@ -29,9 +29,11 @@ from pathlib import Path
 import dj_database_url
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+CONTENT_CHECK_SECONDS = settings.KB_CONTENT_CHECK_MS / 1000
 ON_POSTGRES_AND_REDIS = connection.vendor == "postgresql" and bool(os.environ.get("REDIS_URL"))
 
 ARTICLE = """\
@@ -187,6 +189,7 @@ def test_two_nodes_share_data_sessions_limits_and_invalidation(tmp_path, postgre
             ARTICLE.replace("Reset the password", "Ask the help desk for a new password")
         )
         manage(env, "import_kb")
+        time.sleep(CONTENT_CHECK_SECONDS)  # each process reads the content generation this often
         for base in (a, b):
             status, page, headers = reader.request(base + URL, headers={"If-None-Match": before[base][2]["ETag"]})
             assert status == 200, base
