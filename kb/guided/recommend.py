@@ -38,6 +38,7 @@ ACTIVITIES = {
 ACTIVITY_WORDS = {label: tuple(words.split()) for label, words in ACTIVITIES.values() if words}
 
 Key = tuple[str, str, str]
+WORDS = re.compile(r"[^\W_]+")
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _mentions(text: str, value: str) -> bool:
 def _why(section: Section, analysis: ErrorAnalysis, query: AnalysedQuery, activity: str, service: str,
          votes: int) -> list[str]:
     text = f"{section.title}\n{section.text}".lower()
-    words = set(tokens(text))
+    words = set(WORDS.findall(text))  # lower-cased already: nothing for tokens() to split
     reasons = []
     for label, values in (("error code", analysis.codes), ("action", analysis.actions),
                           ("operation", analysis.operations)):
