@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pastes import with_fresh_ids
+from common import create_postgres_database, with_fresh_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
@@ -63,7 +63,6 @@ class Call:
     path: str
     body: bytes = b""
     headers: dict = field(default_factory=dict)
-    ok: frozenset = frozenset({200})
 
 
 @dataclass
@@ -139,29 +138,19 @@ def prepare(database_url: str) -> dict:
 
     from kb.importer import import_content
     from kb.models import Article, Guide
+    from kb.search.evaluation import load_cases
 
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     started = time.perf_counter()
     report = import_content([CORPUS])  # which syncs the search index too
     print(f"   import and index: {report.summary()} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    errors = [json.loads(line)["query"] for line in ERRORS.read_text().splitlines() if line.strip()]
+    errors = [case["query"] for case in load_cases(ERRORS)]
     return {
         "articles": [a.get_absolute_url() for a in Article.objects.select_related("guide").only("slug", "guide__slug")],
         "guides": [g.get_absolute_url() for g in Guide.objects.only("slug")],
         "errors": [e for e in errors if e.strip()],
     }
-
-
-def create_postgres_database(url: str) -> None:
-    import dj_database_url
-    import psycopg
-
-    parts = dj_database_url.parse(url)
-    server = {"host": parts["HOST"], "port": parts["PORT"] or 5432, "user": parts["USER"], "password": parts["PASSWORD"]}
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parts["NAME"]]).fetchone():
-            admin.execute(f'CREATE DATABASE "{parts["NAME"]}"')
 
 
 def server_environment(database_url: str, redis_url: str, workers: int | None) -> dict:
@@ -338,7 +327,7 @@ def drive(port: int, clients: list[Callable[[], Call | None]], *, stop_at: float
             status, _ = request(port, call)
             took = time.perf_counter() - began
             if began >= measure_from:
-                ok = status in call.ok
+                ok = status == 200
                 mine.append((call.kind, ok, took))
                 if not ok:
                     failed[f"{call.kind} {status}"] += 1

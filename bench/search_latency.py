@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from pastes import with_fresh_ids
+from common import create_postgres_database, with_fresh_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
@@ -93,10 +93,13 @@ def measure(args) -> dict:
     queries = [("keyword", q) for q in keywords] + [("error", q) for q in errors]
     rng.shuffle(queries)
 
+    def clear_caches() -> None:
+        for name in ("local", "default"):
+            caches[name].clear()
+
     def run(text: str, *, cold: bool = True) -> tuple[float, float, float, int]:
         if cold:
-            for name in ("local", "default"):
-                caches[name].clear()
+            clear_caches()
         cpu_start, start = time.process_time(), time.perf_counter()
         found = search(text)
         shown = found[:PAGE]  # what the first results page loads
@@ -114,16 +117,14 @@ def measure(args) -> dict:
     timings = {kind: [] for kind in ("keyword", "error")}
     for kind, text in queries:
         timings[kind].append(run(text))
-    for name in ("local", "default"):
-        caches[name].clear()
+    clear_caches()
     for text in error_queries(args.errors, len(errors), random.Random(args.seed + 2), fresh_ids_from=0):
         run(text, cold=False)  # seen once: ranked and cached
     timings["repeat"] = [run(text, cold=False) for text in error_queries(
         args.errors, len(errors), random.Random(args.seed + 3), fresh_ids_from=0)]
     recommending = []
     for text in errors:  # what POST /api/v1/recommend computes, snippets and reasons included
-        for name in ("local", "default"):
-            caches[name].clear()
+        clear_caches()
         start = time.perf_counter()
         recommend(text).as_dict()
         recommending.append((time.perf_counter() - start) * 1000)
@@ -134,7 +135,7 @@ def measure(args) -> dict:
 
 def setup(database_url: str) -> None:
     if database_url.startswith("postgres"):
-        create_database(database_url)
+        create_postgres_database(database_url)
     sys.path.insert(0, str(ROOT))
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
@@ -148,19 +149,6 @@ def setup(database_url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def create_database(database_url: str) -> None:
-    import dj_database_url
-    import psycopg
-
-    config = dj_database_url.parse(database_url)
-    server = {"host": config["HOST"], "port": config["PORT"] or 5432, "user": config["USER"],
-              "password": config["PASSWORD"] or None, "dbname": "postgres"}
-    with psycopg.connect(**server, autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
-            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
-            log(f"created database {config['NAME']}")
 
 
 def keyword_queries(titles: list[str], count: int, rng: random.Random) -> list[str]:
@@ -178,7 +166,9 @@ def keyword_queries(titles: list[str], count: int, rng: random.Random) -> list[s
 def error_queries(path: Path, count: int, rng: random.Random, *, fresh_ids_from: int | None = None) -> list[str]:
     """The eval set's pasted errors, cycled; repeats (from `fresh_ids_from`, by default the
     second pass) get fresh account, request and UUID ids, as real pastes do."""
-    pasted = [json.loads(line)["query"] for line in path.open(encoding="utf-8") if line.strip()]
+    from kb.search.evaluation import load_cases
+
+    pasted = [case["query"] for case in load_cases(path)]
     fresh_from = len(pasted) if fresh_ids_from is None else fresh_ids_from
     queries = []
     for index in range(count):

@@ -9,8 +9,8 @@ class KbConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
 
-        # Guides changed or deleted, and articles deleted, outside the importer (the admin, a
-        # shell) end the content generation too; the importer ends it itself, once per import.
+        # Saving or deleting a guide, or deleting an article, ends the content generation:
+        # an import that changes a guide's content saves the guide, and so do the admin and a shell.
         guide, article = self.get_model("Guide"), self.get_model("Article")
         post_save.connect(_content_changed, sender=guide, dispatch_uid="kb-content-guide")
         post_delete.connect(_content_changed, sender=guide, dispatch_uid="kb-content-guide")

@@ -44,7 +44,6 @@ class TroubleshootForm(forms.Form):
     )
 
 
-
 class FeedbackForm(forms.Form):
     section = forms.IntegerField(min_value=1)
     vote = forms.ChoiceField(choices=Feedback.Vote.choices)

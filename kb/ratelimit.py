@@ -32,7 +32,7 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RULES: list[tuple[str, str, re.Pattern[str]]] = [
     ("search", "GET", re.compile(r"^/search/$|^/api/v1/search$")),
     ("recommend", "POST", re.compile(r"^/api/v1/recommend$|^/troubleshoot/$")),
-    ("feedback", "POST", re.compile(r"^/search/opened/|/feedback/?$")),
+    ("feedback", "POST", re.compile(r"^/search/opened/|^/feedback/$|^/troubleshoot/[^/]+/feedback/$")),
     ("case", "POST", re.compile(r"^/troubleshoot/[^/]+/case/$")),
 ]
 
@@ -41,7 +41,6 @@ RULES: list[tuple[str, str, re.Pattern[str]]] = [
 class Limited:
     """A request over its group's limit; `retry_after` is in whole seconds."""
 
-    group: str
     limit: int
     period: int
     retry_after: int
@@ -97,7 +96,7 @@ def check(request: HttpRequest) -> Limited | None:
         return None
     if count <= limit:
         return None
-    return Limited(group, limit, period, retry_after=max(1, math.ceil((window + 1) * period - now)))
+    return Limited(limit, period, retry_after=max(1, math.ceil((window + 1) * period - now)))
 
 
 def _count(key: str, period: int) -> int:

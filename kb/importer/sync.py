@@ -19,7 +19,6 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from kb.cache import content_changed
 from kb.models import Article, Guide, Section
 from kb.search import sync_index
 
@@ -110,8 +109,6 @@ def import_content(
             _write_guide(plan, report)
         # In the same transaction, so search never sees sections the index lacks (or the reverse).
         sync_index()
-        if report.changed:
-            content_changed()
     return report
 
 
