@@ -211,11 +211,11 @@ class SectionKey(models.Model):
         abstract = True
 
     def point_at(self, section: Section | None) -> None:
+        """Name `section`, or no section at all (None clears the slugs too)."""
         self.section = section
-        if section is not None:
-            self.guide_slug = section.article.guide.slug
-            self.article_slug = section.article.slug
-            self.anchor = section.anchor
+        self.guide_slug = section.article.guide.slug if section else ""
+        self.article_slug = section.article.slug if section else ""
+        self.anchor = section.anchor if section else ""
 
 
 class Diagnosis(models.Model):

@@ -211,11 +211,7 @@ def update_case(
     locked = Case.objects.select_for_update().get(pk=case.pk)
     resolved = status == Case.Status.RESOLVED
     locked.status = status
-    if resolved and section is not None:
-        locked.point_at(section)
-    else:
-        # point_at(None) keeps the slugs, which would still name a resolution that does not hold.
-        locked.section, locked.guide_slug, locked.article_slug, locked.anchor = None, "", "", ""
+    locked.point_at(section if resolved else None)
     locked.content_missing = resolved and content_missing
     if assign_to_me:
         locked.assignee = user

@@ -657,3 +657,16 @@ def test_a_one_word_query_finds_sections_however_common_the_word(large):
     found = search("access")
     assert found.count >= 10
     assert all("Access notes" in r.section.text for r in found.results)
+
+
+def test_a_long_paste_is_matched_on_its_rarest_words_wherever_they_are(load, write_guide):
+    common = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec"
+    files = {
+        f"page-{n}.md": f"# Page {n}<a name=\"page-{n}\"></a>\n\n## Notes {n}<a name=\"notes\"></a>\n\n{common}\\.\n\n"
+        for n in range(6)
+    }
+    files["page-0.md"] += "## Quota<a name=\"quota\"></a>\n\nThe PoliciesPerRole quota\\.\n"
+    load(write_guide("words", files))
+    found = search(f"{common} romeo sierra: Cannot exceed quota for PoliciesPerRole")
+    assert found.query.terms.index("policiesperrole") > 16
+    assert found.results[0].section.anchor == "quota"

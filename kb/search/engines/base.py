@@ -47,6 +47,9 @@ class SearchEngine:
     TITLE_WEIGHT = 5.0
     CONTEXT_WEIGHT = 2.0
     BODY_WEIGHT = 1.0
+    # At most this many of a query's terms are matched, the rarest: they identify a paste,
+    # while each commoner one adds thousands of rows to score. None: no cap.
+    RAREST_TERMS: int | None = None
 
     def count_matching(self, terms: list[str]) -> dict[str, int]:
         """Document frequency of each term (uncached)."""
@@ -70,10 +73,11 @@ class SearchEngine:
         return known
 
     def informative(self, terms: list[str]) -> tuple[list[str], dict[str, int]]:
-        """The terms worth matching and every frequency looked up.
+        """The terms worth matching, in query order, and every frequency looked up.
 
         Terms absent from the index are dropped, and so are terms in most sections, but
         never below the rarest few: a one-word query for a common word still finds it.
+        Beyond RAREST_TERMS, the commonest of the rest are dropped too.
         """
         frequency = self.document_frequencies(["", *terms])
         total = max(frequency[""], 1)
@@ -83,6 +87,9 @@ class SearchEngine:
         if len(kept) < MIN_TERMS:
             common = sorted((t for t in present if t not in kept), key=lambda t: frequency[t])
             kept += common[:MIN_TERMS - len(kept)]
+        if self.RAREST_TERMS is not None and len(kept) > self.RAREST_TERMS:
+            rarest = set(sorted(kept, key=lambda t: frequency[t])[:self.RAREST_TERMS])
+            kept = [t for t in kept if t in rarest]
         return kept, frequency
 
     def exists(self) -> bool:

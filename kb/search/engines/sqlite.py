@@ -17,6 +17,10 @@ def quote(term: str) -> str:
 
 class SQLiteEngine(SearchEngine):
     vendor = "sqlite"
+    # An FTS5 OR query scores every row that matches any term: capping a long paste at its
+    # 16 rarest terms took p95 from 28 to 21 ms on the corpus, with the same dev-set scores
+    # (14 lost a case). PostgreSQL's postings aggregate loses a case at 16, so it has no cap.
+    RAREST_TERMS = 16
 
     def exists(self) -> bool:
         with self.cursor() as cursor:
