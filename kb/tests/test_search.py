@@ -20,7 +20,7 @@ from django.test import Client
 from kb.importer import import_content
 from kb.models import SearchLog, Section
 from kb.search import search
-from kb.search.engines import ENGINES, get_engine
+from kb.search.engines import ENGINES, get_engine, postgresql
 from kb.tests.test_pages import assert_no_inline_code
 
 TROUBLESHOOT = """\
@@ -147,6 +147,16 @@ def test_engine_is_the_one_for_the_connection_and_indexes_every_section(guides):
     assert engine.vendor == connection.vendor
     assert type(engine) is ENGINES[connection.vendor]
     assert engine.document_count() == Section.objects.count()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's postings table")
+def test_postings_are_vacuumed_once_an_import_commits(transactional_db, write_guide):
+    """Until VACUUM marks them visible, postings are read from the table, not the covering index."""
+    import_content([write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT})])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relallvisible, relpages FROM pg_class WHERE relname = %s", [postgresql.POSTINGS])
+        visible, pages = cursor.fetchone()
+    assert pages and visible == pages
 
 
 def test_index_follows_re_imports(load, write_guide, client):
