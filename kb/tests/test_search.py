@@ -627,6 +627,8 @@ def miss(reason: str):
                                        "user name"),
         ("policy-variables-dont-work", "Variable unsupported in version: To include variables in your policy, use "
                                        "the policy version 2012-10-17 or later."),
+        ("eventual-consistency", "I just created an IAM role and my script that uses it right away fails, but a few "
+                                 "seconds later the same call works. Is there a delay before changes take effect?"),
         pytest.param("eventual-consistency", "I just attached a policy to a role but it still gets access denied "
                      "for a minute or so", marks=miss("'access denied' pulls both access-denied sections and the "
                                                       "intro above it; nothing rewards 'just', 'still', 'minute'")),
