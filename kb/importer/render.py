@@ -139,6 +139,12 @@ class DialectPreprocessor(Preprocessor):
         return out
 
 
+def page_ids(names: list[str]) -> list[str]:
+    """The element ids a page gives its `<a name>` anchors (RenderedArticle.anchors), which
+    links may target: a repeated name's later uses get `-2`, `-3`..."""
+    return _unique_ids([(name, 0) for name in names])[0]
+
+
 def _unique_ids(anchors: list[tuple[str, int]]) -> tuple[list[str], list[tuple[int, str]]]:
     """The id each (name, line) anchor gets, and a warning for each repeated name.
 

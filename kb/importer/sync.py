@@ -22,7 +22,7 @@ from django.utils import timezone
 from kb.models import Article, Guide, Section
 from kb.search import sync_index
 
-from .render import LinkContext, RenderedArticle, Renderer, RenderError
+from .render import LinkContext, RenderedArticle, Renderer, RenderError, page_ids
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
 
 Progress = Callable[[int, int], None]
@@ -206,10 +206,10 @@ def _collect(results, owners, total: int, progress: Progress | None, errors: lis
 def _check_links(plan: _GuidePlan) -> list[str]:
     """Warnings, as `file:line: message`, for internal links to a missing article or anchor,
     and the renderer's own warnings."""
-    anchors = {slug: set(a.anchors) for slug, a in plan.existing.items()}
+    anchors = {slug: set(page_ids(a.anchors)) for slug, a in plan.existing.items()}
     links = {slug: a.links for slug, a in plan.existing.items()}
     for slug, rendered in plan.rendered.items():
-        anchors[slug] = set(rendered.anchors)
+        anchors[slug] = set(page_ids(rendered.anchors))
         links[slug] = _stored_links(rendered)
     warnings = []
     for article in plan.source.articles:

@@ -313,6 +313,18 @@ def test_a_repeated_heading_anchor_is_a_warning_at_its_line_on_every_run(db, wri
     assert import_content([folder]).warnings == first.warnings
 
 
+
+def test_a_link_to_the_id_a_repeated_anchor_was_given_is_not_broken(db, write_guide, client):
+    source = '# Links<a name="links"></a>\n\nSee [the cause](twice.md#part-2) and [none](twice.md#part-3)\\.\n'
+    folder = write_guide("g", {"twice.md": TWICE, "links.md": source})
+    report = import_content([folder])
+    broken = [w for w in report.warnings if "broken link" in w]
+    assert broken == [f"{folder / 'links.md'}:3: broken link to twice.md#part-3: no such anchor"]
+    assert import_content([folder]).warnings == report.warnings  # unchanged articles are checked the same way
+    page = client.get("/kb/g/twice/").content.decode()
+    assert 'id="part-2"' in page
+
+
 # The command
 
 
