@@ -3,8 +3,14 @@
 from django import forms
 
 from kb.guided.recommend import ACTIVITIES
-from kb.models import Feedback
+from kb.models import Feedback, Guide
 from kb.search.query import MAX_QUERY_CHARS
+
+
+def printable(text: str) -> str:
+    """The text with CRLF and CR line breaks as LF, and every other control character (NUL included) a space."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
 
 
 class PastedTextField(forms.CharField):
@@ -15,7 +21,9 @@ class PastedTextField(forms.CharField):
     """
 
     def to_python(self, value: object) -> str:
-        text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in super().to_python(value))
+        # Browsers send a textarea's line breaks as CRLF: counted as two characters, a paste
+        # the field's maxlength allowed would go over the same limit here.
+        text = printable(super().to_python(value))
         return text.strip() if self.strip else text
 
 
@@ -23,6 +31,12 @@ class SearchForm(forms.Form):
     q = PastedTextField(label="Search", max_length=MAX_QUERY_CHARS, required=False)
     guide = forms.SlugField(max_length=200, required=False)
     limit = forms.IntegerField(min_value=1, max_value=50, required=False)
+
+    def clean_guide(self) -> str:
+        slug = self.cleaned_data["guide"]
+        if slug and not Guide.objects.filter(slug=slug).exists():
+            raise forms.ValidationError("There is no guide called %(slug)s.", code="unknown", params={"slug": slug})
+        return slug
 
 
 class TroubleshootForm(forms.Form):
@@ -36,7 +50,9 @@ class TroubleshootForm(forms.Form):
     activity = forms.ChoiceField(
         label="What were you doing?",
         required=False,
-        choices=[("", "Choose if you like")] + [(key, label.capitalize()) for key, (label, _) in ACTIVITIES.items()],
+        # label.capitalize() would lower-case "API", "CLI" and "SDK".
+        choices=[("", "Choose if you like")]
+        + [(key, label[0].upper() + label[1:]) for key, (label, _) in ACTIVITIES.items()],
     )
     service = forms.CharField(
         label="Service or tool", max_length=100, required=False,

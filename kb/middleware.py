@@ -1,4 +1,5 @@
-"""Middleware for production: the Content-Security-Policy header, and the 413/429 limits.
+"""Middleware for production: the Content-Security-Policy header, the 411/413/429 limits,
+and JSON errors for the API.
 
 Django's SecurityMiddleware and XFrameOptionsMiddleware send the other security headers
 (nosniff, Referrer-Policy, X-Frame-Options); Django 5.2 has no CSP of its own.
@@ -45,6 +46,9 @@ class RequestLimitsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads a body only up to Content-Length: a chunked one would arrive empty.
+            return limit_response(request, 411, "411.html", {}, error="send the body with a Content-Length header")
         if body_too_large(request):
             limit_kb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
             return limit_response(
@@ -61,6 +65,30 @@ class RequestLimitsMiddleware:
         return self.get_response(request)
 
 
+class JsonApiErrorsMiddleware:
+    """Errors under /api/ as JSON whatever answered them: Django's own 403 (CSRF), 404, 405
+    and 500 responses are pages, which the API's clients cannot parse."""
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not is_api(request) or response.status_code < 400 or response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return response
+        error = JsonResponse({"error": response.reason_phrase.lower()}, status=response.status_code)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                error[header] = response[header]
+        return error
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
 def body_too_large(request: HttpRequest) -> bool:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     try:
@@ -72,6 +100,6 @@ def body_too_large(request: HttpRequest) -> bool:
 
 def limit_response(request: HttpRequest, status: int, template: str, context: dict, *, error: str) -> HttpResponse:
     """JSON for the API (what its clients parse), a page for people everywhere else."""
-    if request.path_info.startswith("/api/"):
+    if is_api(request):
         return JsonResponse({"error": error, **context}, status=status)
     return render(request, template, context, status=status)

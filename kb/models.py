@@ -12,7 +12,8 @@ from django.urls import reverse
 
 class GuideQuerySet(models.QuerySet):
     def with_article_counts(self) -> "GuideQuerySet":
-        return self.annotate(article_count=Count("articles"))
+        # Meta.ordering does not apply to a GROUP BY query: ask for it.
+        return self.annotate(article_count=Count("articles")).order_by(*self.model._meta.ordering)
 
     def content_version(self) -> tuple:
         """(latest import, number of guides): changes with any import that changes content,

@@ -5,10 +5,13 @@ repeats it. The diagnosis token in the URL is the person's private link.
 """
 
 import json
+from collections.abc import Callable
+from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,6 +21,20 @@ from kb.search.query import MAX_QUERY_CHARS
 
 from .flow import clean_context, open_case, recommended_section, record_feedback, start_diagnosis
 from .recommend import recommend
+
+
+def private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For pages under a diagnosis token, which is a person's private link: kept out of
+    shared caches and search engines."""
+
+    @never_cache
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return wrapped
 
 
 @require_http_methods(["GET", "POST"])
@@ -30,6 +47,7 @@ def start(request: HttpRequest) -> HttpResponse:
     return render(request, "kb/guided/start.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@private
 def answer(request: HttpRequest, token: str, *, error: str = "") -> HttpResponse:
     diagnosis = get_object_or_404(Diagnosis, token=token)
     context = {"diagnosis": diagnosis, "recommendations": with_votes(diagnosis), "error": error}
@@ -49,11 +67,16 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
     return redirect(reverse("guided:answer", args=[token]) + f"#rec-{section.pk}")
 
 
+@private
 def fixed(request: HttpRequest, token: str) -> HttpResponse:
     diagnosis = get_object_or_404(Diagnosis, token=token)
-    return render(request, "kb/guided/fixed.html", {"diagnosis": diagnosis})
+    if not diagnosis.feedback.filter(vote=Feedback.Vote.HELPED).exists():
+        return redirect("guided:answer", token=token)
+    case = Case.objects.filter(diagnosis=diagnosis).first()  # raised before the fix was found
+    return render(request, "kb/guided/fixed.html", {"diagnosis": diagnosis, "case": case})
 
 
+@private
 @require_http_methods(["GET", "POST"])
 def case(request: HttpRequest, token: str) -> HttpResponse:
     diagnosis = get_object_or_404(Diagnosis, token=token)
@@ -83,7 +106,7 @@ def api_recommend(request: HttpRequest) -> JsonResponse:
     """POST {"error_text": str, "context": {...}} -> {"analysis": {...}, "recommendations": [...]}."""
     try:
         body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the parser's stack
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
     if not isinstance(body, dict):
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)

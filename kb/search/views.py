@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from kb.forms import SearchForm
+from kb.forms import SearchForm, printable
 from kb.models import Article, Guide, SearchLog, Section
 
 from .insights import log_search, opened_token, record_opened
@@ -22,12 +22,16 @@ SUGGESTIONS = 8
 @ensure_csrf_cookie  # search.js reports opened results with a POST beacon
 def search_page(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
-    context = {"form": form, "guides": Guide.objects.defer("toc"), "query": request.GET.get("q", "")[:MAX_QUERY_CHARS]}
+    # What was typed goes back in the box, without control characters.
+    typed = printable(request.GET.get("q", "")[:MAX_QUERY_CHARS])
+    context = {
+        "form": form, "guides": Guide.objects.defer("toc"), "query": typed, "guide": request.GET.get("guide", ""),
+    }
     if form.is_valid() and form.cleaned_data["q"]:
         guide = form.cleaned_data["guide"] or ""
         found = search(form.cleaned_data["q"], guide=guide)
         page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
-        context.update(found=found, page=page, guide=guide, searched=True)
+        context.update(found=found, page=page, searched=True)
         if page.number == 1:
             context["opened_token"] = opened_token(log_search(found, guide=guide))
         if not found.count:

@@ -240,6 +240,42 @@ def test_this_fixed_it_thanks_and_resolves_without_a_case(csrf_client, guide):
     assert Feedback.objects.get().vote == "helped"
 
 
+def test_the_thank_you_page_needs_a_fix_and_names_a_case_already_raised(csrf_client, guide):
+    diagnosis = paste(csrf_client, scp_denial())
+    fixed = f"/troubleshoot/{diagnosis.token}/fixed/"
+    response = csrf_client.get(fixed)  # nobody said anything fixed it
+    assert response.status_code == 302 and response.url == f"/troubleshoot/{diagnosis.token}/"
+    case_url = f"/troubleshoot/{diagnosis.token}/case/"
+    data = {"csrfmiddlewaretoken": form_token(csrf_client, case_url), "name": "Bob", "email": "bob@example.com"}
+    csrf_client.post(case_url, data)
+    vote(csrf_client, diagnosis, "s3-scp", "helped")
+    page = text_of(csrf_client.get(fixed))
+    assert "Glad that fixed it" in page and f"Your case {Case.objects.get().reference} is still with" in page
+
+
+@pytest.mark.parametrize("suffix", ["", "case/", "fixed/"])
+def test_private_pages_are_kept_out_of_shared_caches_and_search_engines(csrf_client, guide, suffix):
+    diagnosis = paste(csrf_client, scp_denial())
+    vote(csrf_client, diagnosis, "s3-scp", "helped")
+    response = csrf_client.get(f"/troubleshoot/{diagnosis.token}/{suffix}")
+    assert response.status_code == 200
+    assert "private" in response["Cache-Control"] and "no-store" in response["Cache-Control"]
+    assert response["X-Robots-Tag"] == "noindex, nofollow"
+
+
+def test_a_paste_at_the_limit_fits_with_the_browsers_crlf_line_breaks(client, guide):
+    typed = "\n".join(["AccessDenied " + "x" * 66] * 250)
+    assert len(typed) == 19_999
+    response = client.post("/troubleshoot/", {"error_text": typed.replace("\n", "\r\n")})  # as browsers send it
+    assert response.status_code == 302
+    assert "\r" not in Diagnosis.objects.get().error_text
+
+
+def test_activities_read_as_sentences(client):
+    options = [o.get_text() for o in soup(client.get("/troubleshoot/")).select("select[name=activity] option")]
+    assert "Calling an API, the CLI or an SDK" in options
+
+
 def test_none_of_these_helped_opens_a_case_with_everything_attached(csrf_client, guide):
     diagnosis = paste(csrf_client, scp_denial(), activity="api", service="Amazon S3")
     rejected = diagnosis.recommendations[0]
@@ -580,6 +616,12 @@ def test_api_rejects_a_bad_body_with_a_clear_message(client, guide, body):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]
+
+
+def test_api_rejects_json_nested_deeper_than_the_parser_goes(client, guide):
+    response = client.post(API, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "the body must be a JSON object"
 
 
 # --- The seven seed topics -------------------------------------------------------------------------------

@@ -102,6 +102,13 @@ def test_home_lists_guides_troubleshooting_topics_and_a_search_box(client, guide
     assert form.find("label", attrs={"for": box["id"]}).get_text(strip=True)
 
 
+def test_home_lists_guides_by_title_whatever_order_they_were_imported_in(client, db, write_guide):
+    for slug, title in [("b-zeta", "Zeta Guide"), ("c-alpha", "Alpha Guide"), ("a-mid", "Middle Guide")]:
+        import_content([write_guide(slug, {"policies.md": POLICIES}, title=title)])
+    titles = [a.get_text(strip=True) for a in get_page(client, "/").find(id="guides").select("a[href^='/kb/']")]
+    assert titles == ["Alpha Guide", "Middle Guide", "Zeta Guide"]
+
+
 def test_home_and_topics_query_a_fixed_number_of_times(client, guide, django_assert_max_num_queries):
     # Templates only print what views fetched: no query per guide, article or topic
     # (plus one for the page's content version, kb/pagecache.py).

@@ -5,6 +5,7 @@ Content is a tiny guide written as markdown and loaded with the real importer; s
 that only the environment decides are checked in a fresh `manage.py` process.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -405,10 +406,40 @@ def test_body_over_the_limit_is_a_413_page_elsewhere(client):
     assert "more text than we can take" in response.content.decode()
 
 
+def test_a_chunked_body_is_refused_with_411_not_read_as_empty(client):
+    body = json.dumps({"error_text": "AccessDenied"})
+    response = client.post("/api/v1/recommend", body, content_type="application/json", HTTP_TRANSFER_ENCODING="chunked")
+    assert response.status_code == 411
+    assert "Content-Length" in response.json()["error"]
+
+
 def test_largest_paste_fits_even_fully_escaped(client):
     # 20,000 characters outside the Basic Multilingual Plane: 12 bytes each percent-encoded.
     response = client.post("/search/opened/token/", {"section": "x", "error_text": "\U0001F600" * 20000})
     assert response.status_code == 400  # the view's own answer: the body was accepted
+
+
+# Errors under /api/ are JSON, whatever answers them
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [("get", "/api/v1/recommend", 405), ("post", "/api/v1/search", 403), ("get", "/api/v1/nope", 404)],
+    ids=["wrong-method", "csrf", "unknown-endpoint"],
+)
+def test_api_errors_django_answers_are_json_too(db, method, url, status):
+    response = getattr(Client(enforce_csrf_checks=True), method)(url)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]
+    if status == 405:
+        assert response["Allow"] == "POST"
+
+
+def test_a_form_refused_by_csrf_gets_the_sites_page(db):
+    response = Client(enforce_csrf_checks=True).post("/troubleshoot/", {"error_text": "AccessDenied"})
+    assert response.status_code == 403
+    assert "That form could not be accepted" in response.content.decode()
 
 
 # /healthz

@@ -314,6 +314,13 @@ def test_nul_is_a_space_and_never_a_500(client, guides, url):
         assert "expired-token" in anchors(client, {"q": "My temporary\x00credentials"})
 
 
+def test_control_characters_are_not_echoed_into_the_page(client, guides):
+    response = client.get("/search/", {"q": "expired\x00token\x01\x1b[31m"})
+    html = response.content.decode()
+    assert not any(ch in html for ch in "\x00\x01\x1b")
+    assert BeautifulSoup(html, "html.parser").select_one("#search-q").get_text() == "expired token  [31m"
+
+
 def test_a_paste_of_20000_characters_is_searched(client, guides):
     head = "botocore.exceptions.ClientError: An error occurred (ExpiredToken) when calling the GetObject operation\n"
     frame = '  File "/srv/app/.venv/lib/python3.11/site-packages/botocore/client.py", line 1021, in _make_api_call\n'
@@ -376,7 +383,15 @@ def test_api_and_page_return_the_same_results(client, many):
 def test_api_filters_by_guide(client, guides):
     assert {r["guide"] for r in api(client, {"q": "credentials"})["results"]} == {"demo", "other"}
     assert {r["guide"] for r in api(client, {"q": "credentials", "guide": "other"})["results"]} == {"other"}
-    assert api(client, {"q": "credentials", "guide": "no-such-guide"})["results"] == []
+    body = api(client, {"q": "credentials", "guide": "no-such-guide"}, status=400)
+    assert body["fields"]["guide"][0]["message"] == "There is no guide called no-such-guide."
+
+
+def test_the_page_says_why_a_guide_filter_is_refused(client, guides):
+    for guide, message in [("no-such-guide", "There is no guide called no-such-guide."), ("a b", "valid")]:
+        soup = page(client, {"q": "credentials", "guide": guide}, status=400)
+        assert message in soup.select_one(".search-page-form .form-error").get_text()
+        assert soup.select_one("#search-q").get_text() == "credentials"
 
 
 @pytest.mark.parametrize(("limit", "count"), [(None, 10), ("1", 1), ("11", 11), ("50", 12)])
