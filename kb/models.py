@@ -47,6 +47,15 @@ class Guide(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("kb:guide", args=[self.slug])
 
+    def toc_slugs(self) -> set[str]:
+        """The articles the table of contents links to."""
+        slugs, nodes = set(), list(self.toc)
+        while nodes:
+            node = nodes.pop()
+            slugs.add(node["slug"])
+            nodes.extend(node["children"])
+        return slugs - {""}
+
 
 # Articles about fixing problems are named so by their authors ("Troubleshooting ...",
 # troubleshoot_*.md); this word is the one definition, in SQL and in Python below.

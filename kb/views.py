@@ -27,9 +27,11 @@ def home(request: HttpRequest) -> HttpResponse:
 @cached_page(guide_version)
 def guide(request: HttpRequest, guide: str) -> HttpResponse:
     guide_obj = get_object_or_404(Guide.objects.defer("link_context"), slug=guide)
-    # A guide without index.md has no tree; the template lists its articles instead.
-    articles = guide_obj.articles.only("slug", "title", "guide_id")
-    return render_shared(request, "kb/guide.html", {"guide": guide_obj, "toc": guide_obj.toc, "articles": articles})
+    # Articles the table of contents leaves out (all of them without index.md) are listed
+    # after it, so that every article can be reached from its guide.
+    listed = guide_obj.toc_slugs()
+    others = [a for a in guide_obj.articles.only("slug", "title", "guide_id") if a.slug not in listed]
+    return render_shared(request, "kb/guide.html", {"guide": guide_obj, "toc": guide_obj.toc, "others": others})
 
 
 @cached_page(article_version)

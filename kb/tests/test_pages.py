@@ -132,6 +132,16 @@ def test_guide_page_shows_the_table_of_contents_tree(client, guide):
     assert not any(href.startswith("javascript:") for href in hrefs(page))
 
 
+def test_articles_the_table_of_contents_leaves_out_are_listed_after_it(client, db, write_guide):
+    files = {"index.md": INDEX, "troubleshoot_sign-in.md": TROUBLESHOOT, "access-keys.md": ACCESS_KEYS,
+             "policies.md": POLICIES, "orphan.md": "# Orphan page<a name=\"orphan\"></a>\n\nText\\.\n"}
+    import_content([write_guide("g", files)])
+    contents = get_page(client, "/kb/g/").find("nav", attrs={"aria-labelledby": "contents-heading"})
+    others = contents.find("ol", attrs={"aria-labelledby": "others-heading"})
+    assert hrefs(others) == ["/kb/g/orphan/"]
+    assert hrefs(contents).count("/kb/g/policies/") == 1
+
+
 def test_guide_without_index_lists_its_articles(client, db, write_guide):
     import_content([write_guide("plain", {"policies.md": POLICIES})])
     page = get_page(client, "/kb/plain/")
