@@ -26,12 +26,14 @@ from .sanitise import plain_text, sanitise
 
 # Part of every article's content hash: bump it when rendering changes so a re-import
 # re-renders everything instead of treating old HTML as unchanged.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 
 # Column sizes of the stored section (kb.models.Section): longer values are a content
 # error named here, not a database error half-way through the import.
 MAX_ANCHOR = 200
 MAX_TITLE = 500
+# A heading with no text (only an anchor) is listed by this many of its section's first words.
+UNTITLED_WORDS = 8
 
 # Private-use characters never occur in real content, so they can carry anchor markers
 # through Markdown's inline patterns untouched.
@@ -42,6 +44,11 @@ SECTION_BREAK = "<kb-section-break></kb-section-break>"
 
 ANCHOR_TAG = re.compile(r"""<a\s+name\s*=\s*["']([^"']*)["']\s*>\s*</a>""", re.IGNORECASE)
 HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+# A heading line of anchors and nothing else, anywhere in a source (a quick test for whether
+# render() would warn about one).
+UNTITLED_HEADING = re.compile(
+    r"^#{1,6}[ \t]+(?:" + ANCHOR_TAG.pattern + r"[ \t]*)+[ \t#]*$", re.IGNORECASE | re.MULTILINE
+)
 HEADING_TAG = re.compile(r"h[1-6]")
 CALLOUTS = {"note", "notes", "important", "warning", "tip", "caution"}
 
@@ -108,6 +115,7 @@ class DialectPreprocessor(Preprocessor):
             return f"{MARK}{len(anchors) - 1}{MARK_END}"
 
         out = []
+        untitled: list[tuple[int, str]] = []
         in_fence = None
         for number, line in enumerate(normalise_indentation(lines), 1):
             if in_fence:
@@ -129,13 +137,18 @@ class DialectPreprocessor(Preprocessor):
             if heading and ANCHOR_TAG.search(heading.group(2)):
                 # Markers go after the title, so the heading text has no stray spaces.
                 title = ANCHOR_TAG.sub("", heading.group(2)).strip()
+                if not title:
+                    untitled.append(
+                        (number, f"heading has no text: listed by its section's first {UNTITLED_WORDS} words")
+                    )
                 marks = "".join(mark(name, number) for name in ANCHOR_TAG.findall(heading.group(2)))
                 line = f"{heading.group(1)} {title}{marks}"
             else:
                 line = ANCHOR_TAG.sub(lambda m: mark(m.group(1), number), line)
             out.append(tighten_strong(line))
         self.md.kb_anchors = [name for name, _ in anchors]
-        self.md.kb_ids, self.md.kb_warnings = _unique_ids(anchors)
+        self.md.kb_ids, repeated = _unique_ids(anchors)
+        self.md.kb_warnings = sorted(repeated + untitled)
         return out
 
 
@@ -318,14 +331,15 @@ class Renderer:
         sections = []
         for position, (heading, chunk) in enumerate(zip(headings, chunks)):
             clean = sanitise(chunk)
+            text = plain_text(clean)
             sections.append(
                 RenderedSection(
                     anchor=heading.get("id", ""),
-                    title=self._text_of(heading),
+                    title=self._text_of(heading) or _first_words(text) or heading.get("id", ""),
                     level=int(heading.tag[1]),
                     position=position,
                     html=clean,
-                    text=plain_text(clean),
+                    text=text,
                 )
             )
         _check_lengths(source, sections)
@@ -397,6 +411,11 @@ def _check_lengths(source: str, sections: list[RenderedSection]) -> None:
             needle = section.anchor or section.title[:40]
             index = source.find(needle)
             raise RenderError(problem, source.count("\n", 0, index) + 1 if index >= 0 else None)
+
+
+def _first_words(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:UNTITLED_WORDS]) + ("…" if len(words) > UNTITLED_WORDS else "")
 
 
 def _first_line(source: str) -> int:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from kb.models import Article, Guide, Section
 from kb.search import sync_index
 
-from .render import LinkContext, RenderedArticle, Renderer, RenderError, page_ids
+from .render import UNTITLED_HEADING, LinkContext, RenderedArticle, Renderer, RenderError, page_ids
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
 
 Progress = Callable[[int, int], None]
@@ -134,12 +134,16 @@ def _plan(source: GuideSource, *, full: bool) -> _GuidePlan:
         if not (full or context_changed) and article.content_hash == hashes.get(slug)
     }
     # Warnings are not stored. The renderer's come from repeated anchors, which the stored
-    # anchors show, so those unchanged articles are linted again.
-    repeats = {slug for slug in unchanged if len(set(existing[slug].anchors)) < len(existing[slug].anchors)}
+    # anchors show, and from headings without text, which a regex finds in the source: those
+    # unchanged articles are linted again.
+    def warned(article: ArticleSource) -> bool:
+        anchors = existing[article.slug].anchors
+        return len(set(anchors)) < len(anchors) or bool(UNTITLED_HEADING.search(article.text))
+
     return _GuidePlan(
         source, context, existing, guide,
         to_render=[a for a in source.articles if a.slug not in unchanged],
-        to_lint=[a for a in source.articles if a.slug in repeats],
+        to_lint=[a for a in source.articles if a.slug in unchanged and warned(a)],
     )
 
 

@@ -314,6 +314,18 @@ def test_a_repeated_heading_anchor_is_a_warning_at_its_line_on_every_run(db, wri
 
 
 
+def test_a_heading_without_text_is_listed_by_its_first_words_with_a_warning_on_every_run(db, write_guide):
+    source = ('# Live patching<a name="live"></a>\n\n### <a name="policy"></a>\n\n'
+              "**Policy requirements** To download packages, EC2 needs access to these buckets\\.\n")
+    folder = write_guide("g", {"live.md": source})
+    first = import_content([folder])
+    section = Section.objects.get(anchor="policy")
+    assert section.title == "Policy requirements To download packages, EC2 needs access…"
+    expected = f"{folder / 'live.md'}:3: heading has no text: listed by its section's first 8 words"
+    assert expected in first.warnings
+    assert import_content([folder]).warnings == first.warnings
+
+
 def test_a_link_to_the_id_a_repeated_anchor_was_given_is_not_broken(db, write_guide, client):
     source = '# Links<a name="links"></a>\n\nSee [the cause](twice.md#part-2) and [none](twice.md#part-3)\\.\n'
     folder = write_guide("g", {"twice.md": TWICE, "links.md": source})
