@@ -15,6 +15,7 @@ from .results import search
 from .spelling import suggest
 
 PAGE_SIZE = 10
+TYPED_WORDS = 6  # queries this short that are not errors get spelling suggestions beside results
 SUGGESTIONS = 8
 
 
@@ -34,7 +35,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
         context.update(found=found, page=page, searched=True)
         if page.number == 1:
             context["opened_token"] = opened_token(log_search(found, guide=guide))
-        if not found.count:
+        # A few typed words may be misspelt even when they match something; a pasted error
+        # is what the terminal printed, and most of its words are not in any title.
+        if not found.count or (not found.query.is_error and len(found.query.terms) <= TYPED_WORDS):
             context["did_you_mean"] = suggest(form.cleaned_data["q"])
     if not context.get("page"):  # no search yet, or nothing found: offer the topics
         context["troubleshooting"] = Article.objects.troubleshooting().with_topics()

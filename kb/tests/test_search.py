@@ -469,10 +469,22 @@ def test_results_page_filters_by_guide(client, guides):
 def test_no_results_suggests_a_spelling_from_the_topics(client, guides):
     soup = page(client, {"q": "temporery credentails"})
     assert not soup.select(".result")
-    suggestion = soup.select_one(".empty-state a")
+    suggestion = soup.select_one(".did-you-mean a")
     assert suggestion.get_text(strip=True) == "temporary credentials"
     assert suggestion["href"].startswith("?q=temporary%20credentials&")
     assert result_links(page(client, {"q": "temporary credentials"}))[0] == TROUBLESHOOT_ARTICLE + "#expired-token"
+
+
+def test_a_misspelt_word_gets_a_suggestion_beside_the_results_it_found(client, guides):
+    soup = page(client, {"q": "temporary credentails"})
+    assert soup.select(".result")
+    assert soup.select_one(".did-you-mean a").get_text(strip=True) == "temporary credentials"
+    assert not page(client, {"q": "temporary credentials"}).select(".did-you-mean")
+
+
+def test_a_pasted_error_gets_no_spelling_suggestion(client, guides):
+    soup = page(client, {"q": "An error occurred (ExpiredTokn) when calling the GetObject operation"})
+    assert soup.select(".result") and not soup.select(".did-you-mean")
 
 
 def test_no_results_lists_the_troubleshooting_topics(client, guides):
