@@ -27,16 +27,19 @@ def log_search(results: SearchResults, *, guide: str = "", channel: str = Search
     )
 
 
-def opened_token(log: SearchLog) -> str:
-    """A token that lets only the page that showed the results report which one was opened."""
-    return signing.dumps(log.pk, salt=SIGNING_SALT)
+def opened_token(log: SearchLog, shown: list[int]) -> str:
+    """A token that lets only the page that showed the results report which one (of `shown`,
+    section ids) was opened."""
+    return signing.dumps([log.pk, shown], salt=SIGNING_SALT, compress=True)
 
 
 def record_opened(token: str, section_id: int) -> bool:
-    """Record the result opened from a logged search; False for a bad token or unknown section."""
+    """Record the result opened from a logged search; False for a bad token or a section it did not show."""
     try:
-        log_id = signing.loads(token, salt=SIGNING_SALT, max_age=24 * 3600)
-    except signing.BadSignature:
+        log_id, shown = signing.loads(token, salt=SIGNING_SALT, max_age=24 * 3600)
+    except (signing.BadSignature, TypeError, ValueError):
+        return False
+    if section_id not in shown:
         return False
     section = Section.objects.select_related("article__guide").filter(pk=section_id).first()
     if section is None:

@@ -34,7 +34,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
         page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
         context.update(found=found, page=page, searched=True)
         if page.number == 1:
-            context["opened_token"] = opened_token(log_search(found, guide=guide))
+            shown = [result.section.pk for result in page.object_list]
+            context["opened_token"] = opened_token(log_search(found, guide=guide), shown)
         # A few typed words may be misspelt even when they match something; a pasted error
         # is what the terminal printed, and most of its words are not in any title.
         if not found.count or (not found.query.is_error and len(found.query.terms) <= TYPED_WORDS):

@@ -627,6 +627,14 @@ def test_unknown_section_id_is_404_and_not_recorded(csrf_client, guides, section
     assert SearchLog.objects.get().opened_section is None
 
 
+def test_a_section_the_search_did_not_show_is_404_and_not_recorded(csrf_client, guides):
+    beacon, _, _, csrf = opened_beacon(csrf_client)
+    shown = {int(a["data-section"]) for a in page(csrf_client, {"q": "ExpiredToken"}).select(".result-title a")}
+    not_shown = Section.objects.exclude(pk__in=shown).first().pk
+    assert csrf_client.post(beacon, {"section": not_shown, "csrfmiddlewaretoken": csrf}).status_code == 404
+    assert not SearchLog.objects.filter(opened_section__isnull=False).exists()
+
+
 # The seven topics of the shipped seed article, each from a question and from a pasted error
 
 SEED = Path(settings.BASE_DIR) / "content" / "iam-user-guide"  # the repo's copy, not whatever KB_CONTENT_DIR is
