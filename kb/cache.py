@@ -14,6 +14,8 @@ node within that time while a cached page view costs no round trip at all.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import time
 import uuid
@@ -26,6 +28,9 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "content-generation"
+# What, besides content, decides what is derived from it (pages, rankings).
+RELEASE_DIRS = ("kb", "portal", "templates", "static")
+RELEASE_SUFFIXES = {".py", ".html", ".css", ".js", ".svg"}
 # When this process last read the generation, and what it was.
 _known: list = [0.0, None]
 
@@ -89,3 +94,27 @@ def new_content_generation() -> None:
         caches["default"].set(GENERATION_KEY, token, timeout=None)
     except Exception:
         logger.exception("shared cache unavailable: other nodes may show the previous content for a minute")
+
+
+def release() -> str:
+    """A digest of the source files that shape derived data (pages, rankings), the same on
+    every node that runs the same release (contents are hashed, not modification times).
+    Worked out once per process, but on every call with DEBUG on, so that edits show at
+    once in development."""
+    return _source_digest() if settings.DEBUG else _release_digest()
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    base = settings.BASE_DIR
+    files = sorted(
+        path for folder in RELEASE_DIRS for path in (base / folder).rglob("*")
+        if path.suffix in RELEASE_SUFFIXES and path.is_file()
+    )
+    for path in files:
+        digest.update(str(path.relative_to(base)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_release_digest = functools.cache(_source_digest)

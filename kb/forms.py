@@ -1,30 +1,28 @@
 """Forms validating what people and tools send: search parameters and the guided flow."""
 
 from django import forms
+from django.utils.text import capfirst
 
 from kb.guided.recommend import ACTIVITIES
 from kb.models import Feedback, Guide
-from kb.search.query import MAX_QUERY_CHARS
-
-
-def printable(text: str) -> str:
-    """The text with CRLF and CR line breaks as LF, and every other control character (NUL included) a space."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+from kb.search.query import MAX_QUERY_CHARS, printable
 
 
 class PastedTextField(forms.CharField):
-    """Text pasted from a terminal: control characters (NUL included) become spaces before validation.
+    """Text pasted from a terminal: control characters (NUL included) become spaces before
+    validation, and a form shown again shows the text so cleaned.
 
-    They never carry meaning in an error message, and NUL would otherwise be rejected
-    outright (or break a database driver).
+    NUL would otherwise be rejected outright (or break a database driver). Browsers send a
+    textarea's line breaks as CRLF: counted as two characters, a paste the field's
+    maxlength allowed would go over the same limit here.
     """
 
     def to_python(self, value: object) -> str:
-        # Browsers send a textarea's line breaks as CRLF: counted as two characters, a paste
-        # the field's maxlength allowed would go over the same limit here.
         text = printable(super().to_python(value))
         return text.strip() if self.strip else text
+
+    def bound_data(self, data: object, initial: object) -> object:
+        return printable(data) if isinstance(data, str) else super().bound_data(data, initial)
 
 
 class SearchForm(forms.Form):
@@ -50,9 +48,7 @@ class TroubleshootForm(forms.Form):
     activity = forms.ChoiceField(
         label="What were you doing?",
         required=False,
-        # label.capitalize() would lower-case "API", "CLI" and "SDK".
-        choices=[("", "Choose if you like")]
-        + [(key, label[0].upper() + label[1:]) for key, (label, _) in ACTIVITIES.items()],
+        choices=[("", "Choose if you like")] + [(key, capfirst(label)) for key, (label, _) in ACTIVITIES.items()],
     )
     service = forms.CharField(
         label="Service or tool", max_length=100, required=False,

@@ -67,18 +67,19 @@ class RequestLimitsMiddleware:
 
 class JsonApiErrorsMiddleware:
     """Errors under /api/ as JSON whatever answered them: Django's own 403 (CSRF), 404, 405
-    and 500 responses are pages, which the API's clients cannot parse."""
+    and 500 responses are pages, which the API's clients cannot parse. With DEBUG on, a 500
+    keeps Django's page with the traceback."""
 
     def __init__(self, get_response: GetResponse):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not is_api(request) or response.status_code < 400 or response.get("Content-Type", "").startswith(
-            "application/json"
-        ):
+        status = response.status_code
+        if (not is_api(request) or status < 400 or (settings.DEBUG and status >= 500)
+                or response.get("Content-Type", "").startswith("application/json")):
             return response
-        error = JsonResponse({"error": response.reason_phrase.lower()}, status=response.status_code)
+        error = JsonResponse({"error": response.reason_phrase.lower()}, status=status)
         for header in ("Allow", "Retry-After"):
             if header in response:
                 error[header] = response[header]

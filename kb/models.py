@@ -47,14 +47,24 @@ class Guide(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("kb:guide", args=[self.slug])
 
-    def toc_slugs(self) -> set[str]:
-        """The articles the table of contents links to."""
-        slugs, nodes = set(), list(self.toc)
-        while nodes:
-            node = nodes.pop()
-            slugs.add(node["slug"])
-            nodes.extend(node["children"])
-        return slugs - {""}
+    def articles_outside_toc(self) -> "ArticleQuerySet":
+        """Articles the table of contents does not link to (every one, without index.md), by title."""
+        return self.articles.exclude(slug__in=toc_order(self.toc)).order_by("title", "slug")
+
+
+def toc_order(toc: list[dict]) -> dict[str, tuple[int, str | None]]:
+    """Article slug -> (position, parent slug), depth-first through a table of contents."""
+    order: dict[str, tuple[int, str | None]] = {}
+
+    def walk(nodes: list[dict], parent: str | None) -> None:
+        for node in nodes:
+            slug = node["slug"] or None
+            if slug and slug not in order:
+                order[slug] = (len(order), parent)
+            walk(node["children"], slug or parent)
+
+    walk(toc, None)
+    return order
 
 
 # Articles about fixing problems are named so by their authors ("Troubleshooting ...",

@@ -32,9 +32,6 @@ from django.utils.http import http_date
 from . import cache
 from .models import Article, Guide
 
-# What, besides content, decides a page's markup.
-RELEASE_DIRS = ("kb", "portal", "templates", "static")
-RELEASE_SUFFIXES = {".py", ".html", ".css", ".js", ".svg"}
 # Letters only, so that templates print it unescaped.
 CSRF_PLACEHOLDER = "kbcsrftokenplaceholder"
 # Memoised versions are also dropped after this long, which bounds how long a node could
@@ -53,7 +50,7 @@ class PageVersion:
 
     @functools.cached_property
     def key(self) -> str:
-        return hashlib.sha256(repr((release(), self.page, self.parts)).encode()).hexdigest()[:32]
+        return hashlib.sha256(repr((cache.release(), self.page, self.parts)).encode()).hexdigest()[:32]
 
     def etag(self, request: HttpRequest) -> str:
         """The key and the visitor's CSRF secret: their copy holds a token made from it, so a
@@ -191,26 +188,3 @@ def _same_for_everyone(request: HttpRequest, response: HttpResponse) -> bool:
         or response.cookies
         or response.has_header("Vary")
     )
-
-
-def release() -> str:
-    """A digest of the source files that shape the markup, the same on every node that runs
-    the same release (contents are hashed, not modification times). Worked out once per
-    process, but on every call with DEBUG on, so that edits show at once in development."""
-    return _source_digest() if settings.DEBUG else _release_digest()
-
-
-def _source_digest() -> str:
-    digest = hashlib.sha256()
-    base = settings.BASE_DIR
-    files = sorted(
-        path for folder in RELEASE_DIRS for path in (base / folder).rglob("*")
-        if path.suffix in RELEASE_SUFFIXES and path.is_file()
-    )
-    for path in files:
-        digest.update(str(path.relative_to(base)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-_release_digest = functools.cache(_source_digest)

@@ -27,10 +27,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @cached_page(guide_version)
 def guide(request: HttpRequest, guide: str) -> HttpResponse:
     guide_obj = get_object_or_404(Guide.objects.defer("link_context"), slug=guide)
-    # Articles the table of contents leaves out (all of them without index.md) are listed
-    # after it, so that every article can be reached from its guide.
-    listed = guide_obj.toc_slugs()
-    others = [a for a in guide_obj.articles.only("slug", "title", "guide_id") if a.slug not in listed]
+    # Listed after the table of contents, so that every article can be reached from its guide.
+    others = guide_obj.articles_outside_toc().only("slug", "title", "guide_id")
     return render_shared(request, "kb/guide.html", {"guide": guide_obj, "toc": guide_obj.toc, "others": others})
 
 

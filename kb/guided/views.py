@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from kb.forms import CaseForm, FeedbackForm, TroubleshootForm
 from kb.models import Case, Diagnosis, Feedback, Section
-from kb.search.query import MAX_QUERY_CHARS
+from kb.search.query import MAX_QUERY_CHARS, printable
 
 from .flow import clean_context, open_case, recommended_section, record_feedback, start_diagnosis
 from .recommend import recommend
@@ -39,7 +39,9 @@ def private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 @require_http_methods(["GET", "POST"])
 def start(request: HttpRequest) -> HttpResponse:
-    form = TroubleshootForm(request.POST or None, initial={"error_text": request.GET.get("q", "")[:MAX_QUERY_CHARS]})
+    form = TroubleshootForm(
+        request.POST or None, initial={"error_text": printable(request.GET.get("q", "")[:MAX_QUERY_CHARS])}
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         diagnosis = start_diagnosis(data["error_text"], {"activity": data["activity"], "service": data["service"]})

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as etree
 from dataclasses import dataclass, field
 
 import markdown
+from django.utils.text import Truncator
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
@@ -32,8 +33,9 @@ RENDER_VERSION = "3"
 # error named here, not a database error half-way through the import.
 MAX_ANCHOR = 200
 MAX_TITLE = 500
-# A heading with no text (only an anchor) is listed by this many of its section's first words.
-UNTITLED_WORDS = 8
+# A heading with no text (only an anchor) is listed by its section's first words, or by
+# its anchor when the section has none.
+UNTITLED_WORDS, UNTITLED_CHARS = 8, 80
 
 # Private-use characters never occur in real content, so they can carry anchor markers
 # through Markdown's inline patterns untouched.
@@ -44,10 +46,11 @@ SECTION_BREAK = "<kb-section-break></kb-section-break>"
 
 ANCHOR_TAG = re.compile(r"""<a\s+name\s*=\s*["']([^"']*)["']\s*>\s*</a>""", re.IGNORECASE)
 HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
-# A heading line of anchors and nothing else, anywhere in a source (a quick test for whether
-# render() would warn about one).
+# A heading line of anchors and nothing else, anywhere in a source, CRLF line ends included:
+# a quick test for whether the line pass could warn about one (it also matches in code
+# blocks, which the line pass skips; that only costs a needless lint).
 UNTITLED_HEADING = re.compile(
-    r"^#{1,6}[ \t]+(?:" + ANCHOR_TAG.pattern + r"[ \t]*)+[ \t#]*$", re.IGNORECASE | re.MULTILINE
+    r"^#{1,6}[ \t]+(?:" + ANCHOR_TAG.pattern + r"[ \t]*)+[ \t#\r]*$", re.IGNORECASE | re.MULTILINE
 )
 HEADING_TAG = re.compile(r"h[1-6]")
 CALLOUTS = {"note", "notes", "important", "warning", "tip", "caution"}
@@ -138,9 +141,7 @@ class DialectPreprocessor(Preprocessor):
                 # Markers go after the title, so the heading text has no stray spaces.
                 title = ANCHOR_TAG.sub("", heading.group(2)).strip()
                 if not title:
-                    untitled.append(
-                        (number, f"heading has no text: listed by its section's first {UNTITLED_WORDS} words")
-                    )
+                    untitled.append((number, "heading has no text: listed by its first words, or its anchor"))
                 marks = "".join(mark(name, number) for name in ANCHOR_TAG.findall(heading.group(2)))
                 line = f"{heading.group(1)} {title}{marks}"
             else:
@@ -414,8 +415,7 @@ def _check_lengths(source: str, sections: list[RenderedSection]) -> None:
 
 
 def _first_words(text: str) -> str:
-    words = text.split()
-    return " ".join(words[:UNTITLED_WORDS]) + ("…" if len(words) > UNTITLED_WORDS else "")
+    return Truncator(Truncator(text).words(UNTITLED_WORDS)).chars(UNTITLED_CHARS)
 
 
 def _first_line(source: str) -> int:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from kb.models import Article, Guide, Section
+from kb.models import Article, Guide, Section, toc_order
 from kb.search import sync_index
 
 from .render import UNTITLED_HEADING, LinkContext, RenderedArticle, Renderer, RenderError, page_ids
@@ -251,21 +251,6 @@ def _classify(plan: _GuidePlan, report: ImportReport) -> bool:
     return len(report.added) + len(report.updated) + len(report.removed) > before
 
 
-def _toc_order(toc: list[dict]) -> dict[str, tuple[int, str | None]]:
-    """Article slug -> (position, parent slug), depth-first through the table of contents."""
-    order: dict[str, tuple[int, str | None]] = {}
-
-    def walk(nodes: list[dict], parent: str | None) -> None:
-        for node in nodes:
-            slug = node["slug"] or None
-            if slug and slug not in order:
-                order[slug] = (len(order), parent)
-            walk(node["children"], slug or parent)
-
-    walk(toc, None)
-    return order
-
-
 def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
     """Write one guide's changes; rows that did not change are not touched."""
     now = timezone.now()
@@ -286,7 +271,7 @@ def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
     if removed := plan.existing.keys() - set(present):
         Article.objects.filter(guide=guide, slug__in=removed).delete()
 
-    order = _toc_order(plan.toc)
+    order = toc_order(plan.toc)
     sequence = [*order, *sorted(set(present) - order.keys())]
     positions = {slug: index for index, slug in enumerate(sequence)}
     articles = {

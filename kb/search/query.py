@@ -119,10 +119,17 @@ class AnalysedQuery:
         return "; ".join(parts)
 
 
+def printable(text: str, *, lines: bool = True) -> str:
+    """The text with line breaks as LF (spaces without `lines`) and every other control
+    character (NUL included) a space: they never carry meaning in an error message."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    keep = "\n\t" if lines else ""
+    return "".join(ch if ch.isprintable() or ch in keep else " " for ch in text)
+
+
 def clean_text(text: str) -> str:
     """Normalise Unicode and drop terminal colour codes and control characters (line breaks become spaces)."""
-    text = ANSI_ESCAPE.sub("", unicodedata.normalize("NFKC", text[:MAX_QUERY_CHARS]))
-    return "".join(ch if ch.isprintable() else " " for ch in text)
+    return printable(ANSI_ESCAPE.sub("", unicodedata.normalize("NFKC", text[:MAX_QUERY_CHARS])), lines=False)
 
 
 def strip_noise(text: str) -> str:

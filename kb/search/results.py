@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass, field
 from functools import cached_property
 
+from django.db import connection
 from django.utils.safestring import SafeString
 
 from kb import cache
@@ -129,8 +130,10 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     found = SearchResults(query)
     if query.is_empty:
         return found
+    # Section ids are one database's, and the code decides the ranking as much as the content.
     key = "ranking:" + hashlib.sha256(repr((
-        Guide.objects.content_version(), guide, per_article, query.is_error, query.terms, query.phrases,
+        connection.vendor, connection.settings_dict["NAME"], cache.release(), Guide.objects.content_version(),
+        guide, per_article, query.is_error, query.terms, query.phrases,
     )).encode()).hexdigest()
     ranking = cache.fetch(key)
     if ranking is None:

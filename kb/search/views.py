@@ -6,16 +6,17 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from kb.forms import SearchForm, printable
+from kb.forms import SearchForm
 from kb.models import Article, Guide, SearchLog, Section
 
+from .engines import get_engine
 from .insights import log_search, opened_token, record_opened
-from .query import MAX_QUERY_CHARS, clean_text
+from .query import MAX_QUERY_CHARS, AnalysedQuery, clean_text, printable
 from .results import search
 from .spelling import suggest
 
 PAGE_SIZE = 10
-TYPED_WORDS = 6  # queries this short that are not errors get spelling suggestions beside results
+TYPED_WORDS = 6  # typed queries this short get spelling suggestions beside their results
 SUGGESTIONS = 8
 
 
@@ -36,13 +37,19 @@ def search_page(request: HttpRequest) -> HttpResponse:
         if page.number == 1:
             shown = [result.section.pk for result in page.object_list]
             context["opened_token"] = opened_token(log_search(found, guide=guide), shown)
-        # A few typed words may be misspelt even when they match something; a pasted error
-        # is what the terminal printed, and most of its words are not in any title.
-        if not found.count or (not found.query.is_error and len(found.query.terms) <= TYPED_WORDS):
+        if not found.count or has_unknown_word(found.query):
             context["did_you_mean"] = suggest(form.cleaned_data["q"])
     if not context.get("page"):  # no search yet, or nothing found: offer the topics
         context["troubleshooting"] = Article.objects.troubleshooting().with_topics()
     return render(request, "kb/search.html", context, status=200 if form.is_valid() else 400)
+
+
+def has_unknown_word(query: AnalysedQuery) -> bool:
+    """Whether a few typed words include one no section contains: likely misspelt, even when
+    the others found something. A pasted error is what a terminal printed, so never."""
+    if query.is_error or len(query.terms) > TYPED_WORDS:
+        return False
+    return 0 in get_engine().document_frequencies(query.terms).values()
 
 
 @require_GET

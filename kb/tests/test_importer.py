@@ -321,9 +321,12 @@ def test_a_heading_without_text_is_listed_by_its_first_words_with_a_warning_on_e
     first = import_content([folder])
     section = Section.objects.get(anchor="policy")
     assert section.title == "Policy requirements To download packages, EC2 needs access…"
-    expected = f"{folder / 'live.md'}:3: heading has no text: listed by its section's first 8 words"
+    expected = f"{folder / 'live.md'}:3: heading has no text: listed by its first words, or its anchor"
     assert expected in first.warnings
     assert import_content([folder]).warnings == first.warnings
+    (folder / "live.md").write_bytes(source.replace("\n", "\r\n").encode())  # the same, saved on Windows
+    assert expected in import_content([folder]).warnings
+    assert expected in import_content([folder]).warnings
 
 
 def test_a_link_to_the_id_a_repeated_anchor_was_given_is_not_broken(db, write_guide, client):
