@@ -665,6 +665,8 @@ def miss(reason: str):
         ("lost-root-creds", "Password recovery: we sent an email to p***@o***.com with a link to reset the "
                             "password of your root user"),
         ("cant-sign-in", "aws console keeps asking me for a verification code and the email never comes"),
+        ("cant-sign-in", "Root user sign in - Email address verification: enter the verification code we sent to your "
+                         "email address"),
         pytest.param("cant-sign-in", "Your authentication information is incorrect. Please try again.",
                      marks=miss("the console's sign-in error shares no word with the section (it says "
                                 "'password', 'sign in', never 'authentication' or 'incorrect')")),
@@ -683,6 +685,8 @@ def miss(reason: str):
                                        "the policy version 2012-10-17 or later."),
         ("eventual-consistency", "I just created an IAM role and my script that uses it right away fails, but a few "
                                  "seconds later the same call works. Is there a delay before changes take effect?"),
+        ("eventual-consistency", "Error: creating EC2 Instance: InvalidParameterValue: Value (app-profile) for "
+                                 "parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"),
         pytest.param("eventual-consistency", "I just attached a policy to a role but it still gets access denied "
                      "for a minute or so", marks=miss("'access denied' pulls both access-denied sections and the "
                                                       "intro above it; nothing rewards 'just', 'still', 'minute'")),
