@@ -25,30 +25,36 @@ def tighten_strong(line: str) -> str:
     return SPACED_STRONG.sub(lambda m: m.group(0) if m.group(1) else f"{m[2]}**{m[3]}**{m[4]}", line)
 
 
-def normalise_indentation(lines: list[str]) -> list[str]:
-    """Re-indent list content to Python-Markdown's four spaces per level.
+# What a line is to fenced code, as normalise_indentation() reports it.
+TEXT, OPENS_FENCE, CODE, CLOSES_FENCE = "text", "opens", "code", "closes"
+
+
+def normalise_indentation(lines: list[str]) -> list[tuple[str, str]]:
+    """Re-indent list content to Python-Markdown's four spaces per level, and say of each
+    line whether it is text, code, or a fence opening or closing code.
 
     The dialect nests lists with 2 or 3 spaces and indents fenced code inside list items
     by 2; Python-Markdown needs 4 for both. Code inside fences keeps its relative indent.
     The result has one entry per source line.
     """
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     lists = _ListLayout()
     fence: str | None = None
     shift = 0
     for line in lines:
         if fence is not None:
             if shift >= 0:
-                out.append(" " * shift + line if line.strip() else line)
+                placed = " " * shift + line if line.strip() else line
             else:
-                out.append(line[min(-shift, len(line) - len(line.lstrip(" "))):])
-            if closes_fence(line, fence):
-                fence = None
+                placed = line[min(-shift, len(line) - len(line.lstrip(" "))):]
+            closing = closes_fence(line, fence)
+            out.append((placed, CLOSES_FENCE if closing else CODE))
+            fence = None if closing else fence
             continue
         placed, shift = lists.place(line)
         if opening := FENCE.match(line):
             fence = opening.group(2)
-        out.append(placed)
+        out.append((placed, OPENS_FENCE if opening else TEXT))
     return out
 
 

@@ -22,7 +22,7 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import HTML_PLACEHOLDER_RE
 
-from .dialect import FENCE, closes_fence, normalise_indentation, tighten_strong
+from .dialect import CLOSES_FENCE, CODE, FENCE, OPENS_FENCE, normalise_indentation, tighten_strong
 from .sanitise import plain_text, sanitise
 
 # Part of every article's content hash: bump it when rendering changes so a re-import
@@ -119,23 +119,17 @@ class DialectPreprocessor(Preprocessor):
 
         out = []
         untitled: list[tuple[int, str]] = []
-        in_fence = None
-        for number, line in enumerate(normalise_indentation(lines), 1):
-            if in_fence:
-                if not closes_fence(line, in_fence):
-                    out.append(line)
-                    continue
+        for number, (line, role) in enumerate(normalise_indentation(lines), 1):
+            if role in (OPENS_FENCE, CODE):
+                out.append(line)
+                continue
+            if role == CLOSES_FENCE:
                 # The dialect lets text follow a closing fence ("```<a name=...>"): give it its own line.
-                in_fence = None
                 fence = FENCE.match(line)
                 out.extend([fence.group(0), ""])
                 line = fence.group(1) + line[fence.end():]
                 if not line.strip():
                     continue
-            elif opening := FENCE.match(line):
-                in_fence = opening.group(2)
-                out.append(line)
-                continue
             heading = HEADING_LINE.match(line)
             if heading and ANCHOR_TAG.search(heading.group(2)):
                 # Markers go after the title, so the heading text has no stray spaces.
