@@ -9,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -25,7 +27,7 @@ from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.test import Client, RequestFactory
 
-from kb import cache
+from kb import cache, ratelimit
 from kb.importer import import_content
 from kb.models import Article, Guide, Section
 from kb.pagecache import CSRF_PLACEHOLDER, PageVersion, cached_page
@@ -74,8 +76,14 @@ def guides(db, write_guide):
 
 
 @pytest.fixture
-def limits(guides, settings):
-    """Rate limits on, small, for a client address no other test (or test run) uses."""
+def limits(guides, settings, monkeypatch):
+    """Rate limits on, small, for a client address no other test (or test run) uses.
+
+    The limiter's clock stands still in the middle of a minute: windows are fixed, so a
+    test that crossed a minute boundary would see its counts start again.
+    """
+    middle_of_a_minute = time.time() // 60 * 60 + 30
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: middle_of_a_minute))
     settings.KB_RATE_LIMIT_ENABLED = True
     settings.KB_PROXY_COUNT = 0
     settings.KB_RATE_LIMITS = {"search": "3/m", "recommend": "2/m", "feedback": "2/m", "case": "1/h"}
