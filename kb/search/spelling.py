@@ -9,7 +9,11 @@ from django.core.cache import cache
 
 from kb.models import Article, Guide, Section
 
+from .engines import get_engine
+from .query import AnalysedQuery
+
 WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+TYPED_WORDS = 6  # typed queries this short get suggestions beside their results too
 
 
 def vocabulary() -> frozenset[str]:
@@ -43,3 +47,11 @@ def suggest(text: str) -> str:
                 continue
         out.append(token)
     return "".join(out) if changed else ""
+
+
+def has_unknown_word(query: AnalysedQuery) -> bool:
+    """Whether a few typed words include one no section contains: likely misspelt, even when
+    the others found something. A pasted error is what a terminal printed, so never."""
+    if query.is_error or len(query.terms) > TYPED_WORDS:
+        return False
+    return 0 in get_engine().document_frequencies(query.terms).values()

@@ -9,14 +9,12 @@ from django.views.decorators.http import require_GET, require_POST
 from kb.forms import SearchForm
 from kb.models import Article, Guide, SearchLog, Section
 
-from .engines import get_engine
 from .insights import log_search, opened_token, record_opened
-from .query import MAX_QUERY_CHARS, AnalysedQuery, clean_text, printable
+from .query import MAX_QUERY_CHARS, clean_text, printable
 from .results import search
-from .spelling import suggest
+from .spelling import has_unknown_word, suggest
 
 PAGE_SIZE = 10
-TYPED_WORDS = 6  # typed queries this short get spelling suggestions beside their results
 SUGGESTIONS = 8
 
 
@@ -42,14 +40,6 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if not context.get("page"):  # no search yet, or nothing found: offer the topics
         context["troubleshooting"] = Article.objects.troubleshooting().with_topics()
     return render(request, "kb/search.html", context, status=200 if form.is_valid() else 400)
-
-
-def has_unknown_word(query: AnalysedQuery) -> bool:
-    """Whether a few typed words include one no section contains: likely misspelt, even when
-    the others found something. A pasted error is what a terminal printed, so never."""
-    if query.is_error or len(query.terms) > TYPED_WORDS:
-        return False
-    return 0 in get_engine().document_frequencies(query.terms).values()
 
 
 @require_GET
