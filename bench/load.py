@@ -11,10 +11,10 @@ the floor) and requests every article once on a cold cache ("first-render"), whi
 the cache a node has after serving for a while (pages stay cached until an import). Then
 each phase runs --duration seconds in all: floor, healthz, article pages, topics, searches
 with pasted errors (the eval set's, pasted again and again with fresh account and request
-ids as people do, so mostly ranked from the ranking cache), the same with a word nobody pasted before ("search-new": the
-engine's own throughput, no cache), recommend calls, and a mix of all with about 5 % writes
-(search logs, feedback votes). The time is cut into rounds that take the phases in turn, so that other
-work on a shared machine weighs on every phase alike. Clients are returning visitors from
+ids as people do, so mostly ranked from the ranking cache), the same with a word nobody
+pasted before ("search-new": the engine's own throughput, no cache), recommend calls, and a
+mix of all with about 5 % writes (search logs, feedback votes). The time is cut into rounds
+that take the phases in turn, so that other work on a shared machine weighs on every phase alike. Clients are returning visitors from
 5,000 addresses (X-Forwarded-For behind one trusted proxy): rate limits are counted as in
 production, and no one client reaches them. Prints requests/s, p50/p99 and errors per
 phase against issue 5's targets; exits 1 when a target fails.

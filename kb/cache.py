@@ -6,10 +6,11 @@ copy to save a round trip to Redis (or a file read). A failing shared cache only
 the work of building the value again.
 
 The content generation is a token in the shared cache that every content change replaces
-(imports, and guides or articles saved or deleted). What a worker memoises under it, such
-as page versions, is dropped by every node once it reads the new token: each process reads
-it at most every KB_CONTENT_CHECK_MS (one second by default), so a change reaches every
-node within that time while a cached page view costs no round trip at all.
+(imports, and guides or articles saved or deleted). What a worker memoises under it
+(`memoised`: page versions, the content version) is dropped by every node once it reads the
+new token: each process reads it at most every KB_CONTENT_CHECK_MS (one second by default),
+so a change reaches every node within that time while a cached page view costs no round
+trip at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import hashlib
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
@@ -31,8 +33,14 @@ GENERATION_KEY = "content-generation"
 # What, besides content, decides what is derived from it (pages, rankings).
 RELEASE_DIRS = ("kb", "portal", "templates", "static")
 RELEASE_SUFFIXES = {".py", ".html", ".css", ".js", ".svg"}
+# Memoised answers are also dropped after this long, which bounds how long a node could
+# keep a stale one if a new generation failed to reach the shared cache.
+MEMO_SECONDS = 60
+MEMO_SIZE = 20_000
 # When this process last read the generation, and what it was.
 _known: list = [0.0, None]
+
+T = TypeVar("T")
 
 
 def fetch(key: str) -> Any | None:
@@ -94,6 +102,37 @@ def new_content_generation() -> None:
         caches["default"].set(GENERATION_KEY, token, timeout=None)
     except Exception:
         logger.exception("shared cache unavailable: other nodes may show the previous content for a minute")
+
+
+def memoised(compute: Callable[..., T]) -> Callable[..., T]:
+    """`compute`, its answers (by keyword arguments) kept in this worker's memory for the
+    current content generation; without one (the shared cache is down) it computes every time."""
+    memo: dict[tuple, tuple[Any, float]] = {}
+
+    @functools.wraps(compute)
+    def current(**kwargs: Any) -> T:
+        generation = content_generation()
+        if generation is None:
+            return compute(**kwargs)
+        key = (generation, *sorted(kwargs.items()))
+        now = time.monotonic()
+        hit = memo.get(key)
+        if hit is None or now - hit[1] > MEMO_SECONDS:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            hit = memo[key] = (compute(**kwargs), now)
+        return hit[0]
+
+    return current
+
+
+@memoised
+def content_version() -> tuple:
+    """Guide.objects.content_version(), asked once per content generation: a search keys its
+    ranking, term frequencies and statistics on it, and would otherwise ask each time."""
+    from kb.models import Guide  # not at import time: this module is loaded before the models
+
+    return Guide.objects.content_version()
 
 
 def release() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,10 +33,6 @@ from .models import Article, Guide
 
 # Letters only, so that templates print it unescaped.
 CSRF_PLACEHOLDER = "kbcsrftokenplaceholder"
-# Memoised versions are also dropped after this long, which bounds how long a node could
-# show a changed page's previous version if a new generation failed to reach the cache.
-MEMO_SECONDS = 60
-MEMO_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ def cached_page(version_of: Callable[..., PageVersion | None]) -> Callable:
     """
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        current_version = _memoised(version_of)
+        current_version = cache.memoised(version_of)
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, **kwargs) -> HttpResponse:
@@ -137,26 +132,6 @@ def cached_page(version_of: Callable[..., PageVersion | None]) -> Callable:
         return wrapper
 
     return decorator
-
-
-def _memoised(version_of: Callable[..., PageVersion | None]) -> Callable[..., PageVersion | None]:
-    """version_of, its answers kept in this worker's memory for the current content generation."""
-    memo: dict[tuple, tuple[PageVersion | None, float]] = {}
-
-    def current_version(**kwargs) -> PageVersion | None:
-        generation = cache.content_generation()
-        if generation is None:
-            return version_of(**kwargs)
-        key = (generation, *sorted(kwargs.items()))
-        now = time.monotonic()
-        hit = memo.get(key)
-        if hit is None or now - hit[1] > MEMO_SECONDS:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            hit = memo[key] = (version_of(**kwargs), now)
-        return hit[0]
-
-    return current_version
 
 
 def _cached_render(request: HttpRequest, version: PageVersion, build: Callable[[], HttpResponse]) -> HttpResponse:

@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils.safestring import SafeString
 
 from kb import cache
-from kb.models import Guide, Section, is_troubleshooting
+from kb.models import Section, is_troubleshooting
 
 from .engines import get_engine
 from .query import AnalysedQuery, analyse, tokens
@@ -132,7 +132,7 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
         return found
     # Section ids are one database's, and the code decides the ranking as much as the content.
     key = "ranking:" + hashlib.sha256(repr((
-        connection.vendor, connection.settings_dict["NAME"], cache.release(), Guide.objects.content_version(),
+        connection.vendor, connection.settings_dict["NAME"], cache.release(), cache.content_version(),
         guide, per_article, query.is_error, query.terms, query.phrases,
     )).encode()).hexdigest()
     ranking = cache.fetch(key)

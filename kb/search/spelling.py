@@ -7,7 +7,8 @@ import re
 
 from django.core.cache import cache
 
-from kb.models import Article, Guide, Section
+from kb.cache import content_version
+from kb.models import Article, Section
 
 from .engines import get_engine
 from .query import AnalysedQuery
@@ -18,7 +19,7 @@ TYPED_WORDS = 6  # typed queries this short get suggestions beside their results
 
 def vocabulary() -> frozenset[str]:
     """Words of every section and article title, cached until the next import changes content."""
-    latest, count = Guide.objects.content_version()
+    latest, count = content_version()
     key = f"kb:vocabulary:{latest.isoformat() if latest else 'empty'}:{count}"
     words = cache.get(key)
     if words is None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from kb.models import Guide, Section
+from kb import cache
+from kb.models import Section
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class SearchEngine:
 
     def document_frequencies(self, terms: list[str]) -> dict[str, int]:
         """Document frequency of each term ("" counts every section), cached per content generation."""
-        generation = str(Guide.objects.content_version())
+        generation = str(cache.content_version())
         known = {t: _frequencies[(self.vendor, generation, t)] for t in terms
                  if (self.vendor, generation, t) in _frequencies}
         missing = [t for t in terms if t not in known]

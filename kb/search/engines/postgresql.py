@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from django.db import transaction
+from django.db import connection, transaction
 
-from kb.models import Guide
+from kb import cache
 
 from .base import Candidate, SearchEngine
 
@@ -27,8 +27,6 @@ OBSOLETE = ("kb_search_pg", "kb_search_pg_lexemes")
 K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
 RERANKED = 100  # candidates whose phrase matches are checked (more changed no ranking in the eval set)
 MAX_PHRASES = 12
-
-_average_lengths: dict[str, float] = {}  # content generation -> average weighted length
 
 # Each column's weight multiplies its term counts and length, so a section title's word
 # counts as much as five of its body's (SearchEngine's weights, as on SQLite).
@@ -158,16 +156,6 @@ class PostgreSQLEngine(SearchEngine):
             )
             return dict(cursor.fetchall())
 
-    def average_length(self) -> float:
-        """BM25's average document length, per content generation like document frequencies."""
-        generation = str(Guide.objects.content_version())
-        if generation not in _average_lengths:
-            with self.cursor() as cursor:
-                cursor.execute(f"SELECT avg(length) FROM {TABLE}")
-                _average_lengths.clear()
-                _average_lengths[generation] = cursor.fetchone()[0] or 1.0
-        return _average_lengths[generation]
-
     def lexemes(self, terms: list[str]) -> dict[str, list[str]]:
         with self.cursor() as cursor:
             cursor.execute(
@@ -200,7 +188,7 @@ class PostgreSQLEngine(SearchEngine):
         params = {
             "lexemes": list(weighted),
             "idf": list(weighted.values()),
-            "average": self.average_length(),
+            "average": average_length(),
             "guide": guide,
             "reranked": max(RERANKED, limit),
             "phrases": phrases,
@@ -211,3 +199,11 @@ class PostgreSQLEngine(SearchEngine):
         with self.cursor() as cursor:
             cursor.execute(RANK_SQL, params)
             return [Candidate(section_id=row[0], score=float(row[1])) for row in cursor.fetchall()]
+
+
+@cache.memoised
+def average_length() -> float:
+    """BM25's average weighted section length, once per content generation."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT avg(length) FROM {TABLE}")
+        return cursor.fetchone()[0] or 1.0
