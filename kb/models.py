@@ -175,6 +175,9 @@ class Section(models.Model):
     position = models.PositiveIntegerField()
     html = models.TextField(help_text="Sanitised HTML, rendered once at import.")
     text = models.TextField(help_text="Plain text of the section, for search.")
+    kind = models.CharField(
+        max_length=20, blank=True, help_text="troubleshooting, procedure, concept, example, reference or tutorial."
+    )
 
     objects = SectionQuerySet.as_manager()
 
@@ -190,6 +193,38 @@ class Section(models.Model):
     def get_absolute_url(self) -> str:
         url = reverse("kb:article", args=[self.article.guide.slug, self.article.slug])
         return f"{url}#{self.anchor}" if self.anchor else url
+
+
+class SectionEntity(models.Model):
+    """An AWS entity a section names (kb.search.entities), and where: what the section is about.
+
+    Written by the importer with its section; ranking reads a candidate's rows and looks
+    sections up by value (which sections are about this error code?).
+    """
+
+    class Zone(models.TextChoices):
+        HEADING = "h", "Heading"
+        LEAD = "l", "First words"
+        BODY = "b", "Body"
+
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="entities")
+    value = models.CharField(max_length=200, db_index=True, help_text="Typed and normalised: code:accessdenied.")
+    zone = models.CharField(max_length=1, choices=Zone.choices)
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.get_zone_display()})"
+
+
+class SectionEmbedding(models.Model):
+    """A section's sentence embedding (kb.search.semantic), and a digest of the text it was made from."""
+
+    section = models.OneToOneField(Section, on_delete=models.CASCADE, primary_key=True, related_name="embedding")
+    digest = models.CharField(max_length=40, help_text="Model and embedded text: unchanged means no need to embed again.")
+    vector = models.BinaryField(help_text="float32 unit vector.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"embedding of section {self.section_id}"
 
 
 class SearchLog(models.Model):

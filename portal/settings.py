@@ -215,6 +215,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # App settings (read at call time through django.conf.settings).
 KB_CONTENT_DIR = Path(os.environ.get("KB_CONTENT_DIR") or BASE_DIR / "content")
+# Judged cases (errors-dev.jsonl, qrels-dev.jsonl) that `manage.py train_ranker` fits the ranker on.
+KB_EVAL_DIR = Path(os.environ.get("KB_EVAL_DIR") or BASE_DIR.parent / "shared" / "eval")
 
 # Requests per client and period on the expensive and writing endpoints (kb/ratelimit.py
 # maps URLs to these groups), sized for people, kept in the "ratelimit" cache.

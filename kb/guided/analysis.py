@@ -12,6 +12,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
+from kb.search.entities import POLICY_TYPES
 from kb.search.query import AnalysedQuery, analyse
 
 PRINCIPAL = re.compile(
@@ -23,18 +24,6 @@ RESOURCE = re.compile(r"\bon resource:?\s*[\"']?(?P<resource>[^\s\"',;]+(?:\s+[^
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 SERVICE_FIELD = re.compile(r"\(Service:\s*([\w .-]+?)\s*[;,)]", re.IGNORECASE)
 
-# The policy types AWS names in denial messages, as (pattern, label).
-POLICY_TYPES = [
-    # The abbreviations only in capitals: "scp" in a message is usually the copy command.
-    (re.compile(r"service control polic(?:y|ies)|(?-i:\bSCPs?\b)", re.IGNORECASE), "service control policy"),
-    (re.compile(r"resource control polic(?:y|ies)|(?-i:\bRCPs?\b)", re.IGNORECASE), "resource control policy"),
-    (re.compile(r"permissions? boundar(?:y|ies)", re.IGNORECASE), "permissions boundary"),
-    (re.compile(r"session polic(?:y|ies)", re.IGNORECASE), "session policy"),
-    (re.compile(r"identity[- ]based polic(?:y|ies)", re.IGNORECASE), "identity-based policy"),
-    (re.compile(r"resource[- ]based polic(?:y|ies)|bucket policy|key policy|trust policy", re.IGNORECASE),
-     "resource-based policy"),
-    (re.compile(r"VPC endpoint polic(?:y|ies)", re.IGNORECASE), "VPC endpoint policy"),
-]
 EXPLICIT = re.compile(r"explicit(?:ly)?\s+den(?:y|ied)", re.IGNORECASE)
 IMPLICIT = re.compile(
     r"\bno [\w -]{0,40}(?:polic(?:y|ies)|boundar(?:y|ies)) allows?\b|implicit(?:ly)?\s+den(?:y|ied)", re.IGNORECASE

@@ -1,9 +1,10 @@
 """Recommendations for a pasted error: search, context, and what helped others, each explained.
 
-Ranking starts from section search, adds the person's context to the query, and then
-adjusts by what people with the same error signature reported: "This fixed it" votes and
-resolved cases raise a section, "Not this" lowers it. The adjustment is bounded so a few
-votes cannot bury the text match, and every reason is shown to the person.
+Ranking is section search's (kb.search.ranking) on the error plus the person's context,
+then adjusted by what people with the same error signature reported: "This fixed it"
+votes and resolved cases raise a section, "Not this" lowers it. The adjustment is bounded
+so a few votes cannot bury the text match. Every reason shown is read off the features
+that moved the section in the ranker, so none is claimed that did not count.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from kb.models import Case, Feedback, Section, is_troubleshooting
+from kb.models import Case, Feedback, Section, SectionEntity
 from kb.search import AnalysedQuery, Result, search
+from kb.search.entities import HEADING, LEAD, code_value
 from kb.search.query import tokens
+from kb.search.ranking import FEATURES, current_model
 from kb.search.results import result_dict
 
 from .analysis import ErrorAnalysis, explain
@@ -24,9 +27,12 @@ RECOMMENDATIONS = 5
 CANDIDATES = 30
 # A resolved case counts as this many "This fixed it" votes.
 RESOLUTION_WEIGHT = 2
-# Learned evidence moves a score by at most this fraction either way.
-LEARNED_CAP = 0.5
+# Learned evidence moves a score by at most this much either way, in the ranker's units
+# (a difference of 1.5 is odds of about 4.5 to 1 that one section is the better answer).
+LEARNED_CAP = 1.5
 LEARNED_SATURATION = 5  # net votes at which the cap is reached
+# A feature "moved" a section when it added at least this much to its score: only those are given as reasons.
+REASON_THRESHOLD = 0.15
 
 ACTIVITIES = {
     "console": ("signing in to the console", "sign in console password"),
@@ -91,8 +97,8 @@ def learned_votes(signature: str) -> dict[Key, int]:
     return net
 
 
-def learned_factor(net: int) -> float:
-    return 1 + LEARNED_CAP * max(-LEARNED_SATURATION, min(LEARNED_SATURATION, net)) / LEARNED_SATURATION
+def learned_adjustment(net: int) -> float:
+    return LEARNED_CAP * max(-LEARNED_SATURATION, min(LEARNED_SATURATION, net)) / LEARNED_SATURATION
 
 
 def recommend(error_text: str, context: dict | None = None, *, limit: int = RECOMMENDATIONS) -> Recommendation:
@@ -109,13 +115,15 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     ranked: dict[Key, Result] = {}
     for result in found.results:
         key = section_key(result.section)
-        result.score *= learned_factor(net.get(key, 0))
+        result.score += learned_adjustment(net.get(key, 0))
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
     order = sorted(ranked.values(), key=lambda result: -result.score)[:limit]
+    zones = _zones([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
-                    _why(r.section, analysis, query, activity[0], service, net.get(section_key(r.section), 0)))
+                    _why(r, zones.get(r.section.pk, {}), analysis, query, activity[0], service,
+                         net.get(section_key(r.section), 0)))
         for r in order
     ]
     return Recommendation(analysis, query, items)
@@ -134,40 +142,67 @@ def _add_learned_sections(ranked: dict[Key, Result], net: dict[Key, int], terms:
     for section in sections:
         key = section_key(section)
         if key in missing:
-            ranked[key] = Result(section, floor * learned_factor(net[key]), terms)
+            ranked[key] = Result(section, floor + learned_adjustment(net[key]), terms)
 
 
-def _mentions(text: str, value: str) -> bool:
-    return re.search(rf"(?<![\w:-]){re.escape(value.lower())}(?![\w-])", text) is not None
+def _zones(section_ids: list[int]) -> dict[int, dict[str, str]]:
+    zones: dict[int, dict[str, str]] = {}
+    for sid, value, zone in SectionEntity.objects.filter(section_id__in=section_ids).values_list(
+            "section_id", "value", "zone"):
+        zones.setdefault(sid, {})[value] = zone
+    return zones
 
 
-def _why(section: Section, analysis: ErrorAnalysis, query: AnalysedQuery, activity: str, service: str,
-         votes: int) -> list[str]:
+def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(label, value as the paste wrote it) for each of the paste's actions, operations and codes
+    that the section names in `where`."""
+    found = []
+    for label, kind, values, normal in (
+        ("action", "action", analysis.actions, lambda v: ":".join(map(str.lower, v.split(":", 1)))),
+        ("operation", "operation", analysis.operations, str.lower),
+        ("error code", "code", analysis.codes, code_value),
+    ):
+        for value in values:
+            if zones.get(f"{kind}:{normal(value)}") in where:
+                found.append((label, value))
+    return found
+
+
+def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: AnalysedQuery, activity: str,
+         service: str, votes: int) -> list[str]:
+    section = result.section
+    weights = current_model().weights
+    moved = {name for name, w, x in zip(FEATURES, weights, result.features) if w * x >= REASON_THRESHOLD}
+    reasons = []
+    if moved & {"names_entity_heading", "names_entity_lead"}:
+        reasons.extend(f"About {value}, the {label} in your error" for label, value in _named(analysis, zones, (HEADING, LEAD)))
+    elif "names_entity_body" in moved:
+        reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, ("b",)))
+    if "policy_match" in moved:
+        policies = [p for p in query.entities.policy_types if zones.get(f"policy:{p}") in (HEADING, LEAD)]
+        reasons.extend(f"Covers the {policy} your error names" for policy in policies)
+    if moved & {"service_guide", "entity_guide"}:
+        reasons.append(f"From the {section.article.guide.title}, which documents what your error names")
+    if moved & {"heading_coverage", "heading_rarity"}:
+        title_words = set(tokens(section.title))
+        matched_title = [t for t in query.terms if len(t) > 2 and t in title_words]
+        if matched_title:
+            reasons.append(f"Its heading matches: {' '.join(matched_title[:6])}")
+    if moved & {"semantic", "semantic_rank"}:
+        reasons.append("Close in meaning to your message")
+    if moved & {"troubleshooting_article", "troubleshooting_error"}:
+        reasons.append("From a troubleshooting article")
+    if moved & {"lexical", "lexical_rank", "article_lexical"} and not reasons:
+        reasons.append("Shares the distinctive words of your message")
     text = f"{section.title}\n{section.text}".lower()
     words = set(WORDS.findall(text))  # lower-cased already: nothing for tokens() to split
-    reasons = []
-    for label, values in (("error code", analysis.codes), ("action", analysis.actions),
-                          ("operation", analysis.operations)):
-        matched = [v for v in values if _mentions(text, v)]
-        if matched:
-            reasons.append(f"Mentions the {label} {', '.join(matched)}")
-    policies = [p for p in analysis.policy_types if _mentions(text, p.split()[0]) and p.split()[-1][:6] in text]
-    if policies:
-        reasons.append(f"Covers {', '.join(policies)} denials")
-    title_words = set(tokens(section.title))
-    matched_title = [t for t in query.terms if len(t) > 2 and t in title_words]
-    if matched_title:
-        reasons.append(f"Its heading matches: {' '.join(matched_title[:6])}")
     activity_words = ACTIVITY_WORDS.get(activity, ())
     if activity_words and sum(word in words for word in activity_words) >= min(2, len(activity_words)):
         reasons.append(f"Fits what you were doing: {activity}")
     if service and service.lower() in words:
         reasons.append(f"About {service}")
-    if is_troubleshooting(section.article.slug, section.article.title):
-        reasons.append("From a troubleshooting article")
     if votes > 0:
         reasons.append(f"Fixed the same error for others ({votes} net vote{'s' if votes != 1 else ''})")
     elif votes < 0:
         reasons.append("Ranked lower: others with this error said it did not help")
     return reasons or ["Matches words in your message"]
-

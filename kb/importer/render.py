@@ -22,12 +22,15 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import HTML_PLACEHOLDER_RE
 
+from kb.search.entities import VERSION as ENTITIES_VERSION
+
 from .dialect import CLOSES_FENCE, CODE, FENCE, OPENS_FENCE, normalise_indentation, tighten_strong
 from .sanitise import plain_text, sanitise
 
 # Part of every article's content hash: bump it when rendering changes so a re-import
-# re-renders everything instead of treating old HTML as unchanged.
-RENDER_VERSION = "3"
+# re-renders everything instead of treating old HTML as unchanged. What the importer
+# derives from a rendered section (its entities and kind) changes with ENTITIES_VERSION.
+RENDER_VERSION = f"4.{ENTITIES_VERSION}"
 
 # Column sizes of the stored section (kb.models.Section): longer values are a content
 # error named here, not a database error half-way through the import.

@@ -19,8 +19,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from kb.models import Article, Guide, Section, toc_order
+from kb.models import Article, Guide, Section, SectionEntity, toc_order
 from kb.search import sync_index
+from kb.search.entities import section_entities, section_kind
 
 from .render import UNTITLED_HEADING, LinkContext, RenderedArticle, Renderer, RenderError, page_ids
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
@@ -311,11 +312,12 @@ def _write_article(plan: _GuidePlan, guide: Guide, source: ArticleSource, positi
 def _sync_sections(article: Article, rendered: RenderedArticle, *, created: bool) -> None:
     """Match sections by anchor: an edited one is updated in place, keeping its id."""
     existing = {} if created else {s.anchor: s for s in Section.objects.filter(article=article)}
-    fields = ("title", "level", "position", "html", "text")
+    fields = ("title", "level", "position", "html", "text", "kind")
     create, update = [], []
     for new in rendered.sections:
         section = existing.pop(new.anchor, None)
-        values = {name: getattr(new, name) for name in fields}
+        values = {name: getattr(new, name) for name in fields if name != "kind"}
+        values["kind"] = section_kind(new.title, new.html, article.slug, article.title, new.level)
         if section is None:
             create.append(Section(article=article, anchor=new.anchor, **values))
         elif any(getattr(section, name) != value for name, value in values.items()):
@@ -326,3 +328,15 @@ def _sync_sections(article: Article, rendered: RenderedArticle, *, created: bool
         Section.objects.filter(pk__in=[s.pk for s in existing.values()]).delete()
     Section.objects.bulk_create(create, batch_size=500)
     Section.objects.bulk_update(update, fields, batch_size=500)
+    _write_entities(article, rendered)
+
+
+def _write_entities(article: Article, rendered: RenderedArticle) -> None:
+    """What each section of a re-rendered article names, replacing what was recorded before."""
+    ids = dict(Section.objects.filter(article=article).values_list("anchor", "id"))
+    SectionEntity.objects.filter(section_id__in=ids.values()).delete()
+    SectionEntity.objects.bulk_create([
+        SectionEntity(section_id=ids[new.anchor], value=value[:200], zone=zone)
+        for new in rendered.sections
+        for value, zone in section_entities(new.title, new.text).items()
+    ], batch_size=1000)

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from .entities import ACTION, CALLED_OPERATION, Entities, extract, looks_like_code, split_camel
+
 MAX_QUERY_CHARS = 20_000
 # A paste can be long; its first words carry the error, the rest is mostly context.
 MAX_TERMS = 40
@@ -32,15 +34,6 @@ STOPWORDS = frozenset(
 FUNCTION_WORDS = frozenset("the a an to of in on is are was be by for and or it this that with as at from".split())
 # Words in an error that only locate it (log levels, generic prefixes), never explain it.
 NOISE_WORDS = frozenset("fatal warn warning info debug trace null none true false proxy sdk attempt count".split())
-
-FAILURE_WORDS = frozenset(
-    """denied invalid expired exception error errors not exceeded malformed unauthorized forbidden mismatch
-    missing limit throttling throttled conflict unsupported failed failure fault unrecognized incomplete
-    unavailable no such already exists rejected timeout violation incorrect unknown bad""".split()
-)
-
-# Last words of field labels in SDK output (ErrorCode, ErrorMessage, ErrorResponse).
-LABEL_WORDS = frozenset("code message type response id name details info".split())
 
 ARN = re.compile(r"\barn:aws[\w-]*:([\w-]*):[^\s:]*:[^\s:]*:([^\s\"',;)\]}]*)", re.IGNORECASE)
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
@@ -73,13 +66,10 @@ REDACTION = re.compile(
 SOURCE_PATH = re.compile(r"[\w./\\-]+\.(?:py|rb|js|ts|go|java|cs|php|kt|scala)(?::\d+)?\b")
 LONG_NUMBER = re.compile(r"\b\d{4,}\b")
 
-ACTION = re.compile(r"\b([a-z][a-z0-9-]{1,30}):([A-Z][A-Za-z0-9]{2,80}|\*)")
-OPERATION = re.compile(r"calling the (\w+) operation", re.IGNORECASE)
 ERROR_CODE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*\.)?[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
 STATUS = re.compile(r"(?:status(?:\s*code)?|statuscode|http/\d(?:\.\d)?)\W{0,3}([1-5]\d\d)\b", re.IGNORECASE)
 BARE_STATUS = re.compile(r"\b(4\d\d|5\d\d)\b")
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
-CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -95,6 +85,7 @@ class AnalysedQuery:
     actions: list[str] = field(default_factory=list)
     operations: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
+    entities: Entities = field(default_factory=Entities)
     is_error: bool = False
 
     @property
@@ -147,10 +138,6 @@ def _arn_resource_type(service: str, resource: str) -> str:
     return re.split(r"[/:]", resource, maxsplit=1)[0]
 
 
-def split_camel(word: str) -> list[str]:
-    return CAMEL_PART.findall(word)
-
-
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens; CamelCase words also yield their parts (InvalidClientTokenId -> invalid client ...)."""
     out: list[str] = []
@@ -181,12 +168,14 @@ def analyse(text: str) -> AnalysedQuery:
     cleaned = re.sub(r"\s+", " ", strip_noise(raw)).strip()
     query = AnalysedQuery(raw=raw, cleaned=cleaned)
     query.actions = _unique(f"{m.group(1)}:{m.group(2)}" for m in ACTION.finditer(cleaned))
-    query.operations = _unique(m.group(1) for m in OPERATION.finditer(cleaned))
+    query.operations = _unique(m.group(1) for m in CALLED_OPERATION.finditer(cleaned))
     action_names = {a.split(":", 1)[1] for a in query.actions}
     query.codes = _unique(
         code for code in ERROR_CODE.findall(cleaned)
-        if code not in action_names and code not in query.operations and _looks_like_code(code)
+        if code not in action_names and code not in query.operations and looks_like_code(code.split(".")[-1])
     )
+    # Entities come from the raw text: ARNs and endpoint hosts name services.
+    query.entities = extract(raw)
     query.statuses = _unique(STATUS.findall(cleaned) or (BARE_STATUS.findall(cleaned) if query.codes else []))
     query.is_error = bool(query.codes or query.actions or query.operations or query.statuses) or len(cleaned) > 80
 
@@ -201,17 +190,6 @@ def analyse(text: str) -> AnalysedQuery:
         and not any(w.isdigit() for w in run)
     )[:MAX_PHRASES]
     return query
-
-
-def _looks_like_code(word: str) -> bool:
-    """Error codes are CamelCase compounds naming a failure (AccessDenied, KMS.NotFoundException),
-    unlike field labels such as StatusCode, RequestId or ErrorMessage."""
-    parts = [p.lower() for p in split_camel(word.split(".")[-1])]
-    if len(parts) < 2:
-        return False
-    if any(p in FAILURE_WORDS and p not in ("error", "errors") for p in parts):
-        return True
-    return "error" in parts and parts[-1] not in LABEL_WORDS
 
 
 def _unique(items) -> list:

@@ -1,12 +1,11 @@
 """Section search: one result contract whichever engine answers.
 
-`search()` analyses the text, asks the engine for candidates, and ranks them with
-the same rules for every engine: scores relative to the best hit, a prior for
-troubleshooting articles when the query is an error, and at most a few sections per
+`search()` analyses the text, has kb.search.ranking gather and score candidates (the
+same pipeline for every engine, and for recommend), and keeps at most a few sections per
 article (the rest counted as "more in this article"). Ranking needs only ids and
-article names; full sections are loaded for the results actually shown. Rankings are
-cached under the analysed query and the content version: the same error pasted again, with
-other account or request ids, is ranked once until the next import changes content.
+features; full sections are loaded for the results actually shown. Rankings are cached
+under the analysed query and the content version: the same error pasted again, with other
+account or request ids, is ranked once until the next import changes content.
 """
 
 from __future__ import annotations
@@ -20,21 +19,14 @@ from django.db import connection
 from django.utils.safestring import SafeString
 
 from kb import cache
-from kb.models import Section, is_troubleshooting
+from kb.models import Section
 
-from .engines import get_engine
-from .query import AnalysedQuery, analyse, tokens
+from . import ranking, semantic
+from .query import AnalysedQuery, analyse
 from .snippets import highlight
 
 CANDIDATES = 100
 PER_ARTICLE = 3
-# Relative boost for sections of troubleshooting articles when the query is a pasted
-# error: those articles are written to answer exactly that kind of query.
-TROUBLESHOOTING_PRIOR = 1.0
-# Troubleshooting headings state the problem, so a heading that shares many of the
-# query's words is likely the answer: up to this much is added for full coverage.
-HEADING_COVERAGE_WEIGHT = 0.3
-HEADING_COVERAGE_TERMS = 10  # coverage counts at most this many query terms
 
 
 def result_dict(section: Section, snippet: str, score: float) -> dict:
@@ -57,6 +49,7 @@ class Ranked:
     section_id: int
     article_id: int
     score: float
+    features: tuple[float, ...] = ()  # ranking.FEATURES, for the reasons shown
     more_in_article: int = 0
 
 
@@ -66,6 +59,7 @@ class Result:
     score: float
     terms: tuple[str, ...] = ()
     more_in_article: int = 0
+    features: tuple[float, ...] = ()
 
     @cached_property
     def snippet(self) -> SafeString:
@@ -106,22 +100,9 @@ class SearchResults(Sequence):
         sections = Section.objects.with_article().in_bulk([r.section_id for r in ranked])
         terms = tuple(self.query.terms)
         return [
-            Result(sections[r.section_id], r.score, terms, r.more_in_article)
+            Result(sections[r.section_id], r.score, terms, r.more_in_article, r.features)
             for r in ranked if r.section_id in sections  # a section removed since ranking is skipped
         ]
-
-
-def _stem(word: str) -> str:
-    # A crude stem is enough to compare a heading with a query (policies ~ policy).
-    return word[:5]
-
-
-def heading_coverage(query_stems: set[str], heading: str) -> float:
-    """Share of the query's words (up to HEADING_COVERAGE_TERMS) that the heading contains."""
-    if not query_stems:
-        return 0.0
-    shared = query_stems & {_stem(w) for w in tokens(heading)}
-    return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
 
 
 def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: int = PER_ARTICLE) -> SearchResults:
@@ -133,43 +114,23 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     # Section ids are one database's, and the code decides the ranking as much as the content.
     key = "ranking:" + hashlib.sha256(repr((
         connection.vendor, connection.settings_dict["NAME"], cache.release(), cache.content_version(),
-        guide, per_article, query.is_error, query.terms, query.phrases,
+        guide, per_article, query.cleaned, ranking.current_model().weights,
+        semantic.index_version() if semantic.available() else None,
     )).encode()).hexdigest()
-    ranking = cache.fetch(key)
-    if ranking is None:
-        ranking = [astuple(entry) for entry in rank(query, guide=guide, per_article=per_article)]
-        cache.store(key, ranking)
-    found.ranked = [Ranked(*entry) for entry in ranking[:limit]]
+    entries = cache.fetch(key)
+    if entries is None:
+        entries = [astuple(entry) for entry in rank(query, guide=guide, per_article=per_article)]
+        cache.store(key, entries)
+    found.ranked = [Ranked(*entry) for entry in entries[:limit]]
     return found
 
 
 def rank(query: AnalysedQuery, *, guide: str, per_article: int) -> list[Ranked]:
-    """Up to CANDIDATES sections from the engine, re-ranked and capped per article."""
-    candidates = get_engine().search(query.terms, query.phrases, guide=guide, limit=CANDIDATES)
-    if not candidates:
-        return []
-    rows = {
-        row[0]: row[1:]
-        for row in Section.objects.filter(pk__in=[c.section_id for c in candidates]).values_list(
-            "pk", "title", "article_id", "article__slug", "article__title"
-        )
-    }
-    top = max(c.score for c in candidates) or 1.0
-    query_stems = {_stem(t) for t in query.terms if len(t) > 2}
-    ranked = []
-    for candidate in candidates:
-        if candidate.section_id not in rows:  # removed since the index was read
-            continue
-        heading, article_id, slug, title = rows[candidate.section_id]
-        score = candidate.score / top
-        if query.is_error and is_troubleshooting(slug, title):
-            score *= 1 + TROUBLESHOOTING_PRIOR
-        score += HEADING_COVERAGE_WEIGHT * heading_coverage(query_stems, heading)
-        ranked.append(Ranked(candidate.section_id, article_id, score))
-    ranked.sort(key=lambda r: (-r.score, r.section_id))
+    """Scored candidates, best first, at most `per_article` from one article."""
     shown: dict[int, list[Ranked]] = {}
     kept = []
-    for entry in ranked:
+    for scored in ranking.rank(query, guide=guide)[:CANDIDATES]:
+        entry = Ranked(scored.section_id, scored.facts.article_id, scored.score, tuple(scored.features))
         same_article = shown.setdefault(entry.article_id, [])
         if len(same_article) < per_article:
             kept.append(entry)

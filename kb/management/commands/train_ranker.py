@@ -1,0 +1,57 @@
+"""`manage.py train_ranker [--cases F --qrels F] [--no-desk] [--write]`: refit the ranker's weights.
+
+Fits on judged evaluation cases and on the help desk's own signals (resolved cases, votes),
+prints cross-validated figures for the weights in use and for the refit, and writes
+kb/search/ranker.json only with --write.
+"""
+
+import json
+from datetime import date
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kb.search import ranking, training
+
+
+class Command(BaseCommand):
+    help = "Refit the search ranker's weights on judged cases and the help desk's signals."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        default = Path(settings.KB_EVAL_DIR)
+        parser.add_argument("--cases", type=Path, default=default / "errors-dev.jsonl",
+                            help="Judged cases, one JSON object a line (default: KB_EVAL_DIR/errors-dev.jsonl).")
+        parser.add_argument("--qrels", type=Path, default=default / "qrels-dev.jsonl",
+                            help="Graded judgments for them; without the file, the cases' own gold labels.")
+        parser.add_argument("--no-desk", action="store_true", help="Leave out the help desk's resolved cases and votes.")
+        parser.add_argument("--l2", type=float, default=training.L2, help="Regularisation strength.")
+        parser.add_argument("--write", action="store_true", help=f"Write the new weights to {ranking.WEIGHTS_FILE}.")
+
+    def handle(self, *args, cases: Path, qrels: Path, no_desk: bool, l2: float, write: bool, **options) -> None:
+        judged = training.load_judged(cases, qrels if qrels.is_file() else None) if cases.is_file() else []
+        desk = [] if no_desk else training.desk_judged()
+        self.stdout.write(f"{len(judged)} judged case(s) from {cases if judged else 'no evaluation file'}, "
+                          f"{len(desk)} from the help desk")
+        if not judged and not desk:
+            raise CommandError("nothing to train on: no evaluation file and no resolved cases or votes")
+        data = training.featurise(judged + desk)
+        evaluated, signals = data[:len(judged)], data[len(judged):]
+        if evaluated:
+            self.stdout.write(f"candidate recall {training.candidate_recall(evaluated):.3f}")
+            shipped = {d.case.id: training.ranked_keys(d, ranking.shipped_model()) for d in evaluated}
+            self.stdout.write("weights in use   " + training.describe(training.metrics(judged, shipped)))
+            crossed = training.cross_validate(evaluated, signals, l2=l2)
+            self.stdout.write(f"refit, {training.FOLDS}-fold cross-validated   "
+                              + training.describe(training.metrics(judged, crossed)))
+        model = training.fit(data, l2=l2)
+        for name, weight in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
+            self.stdout.write(f"  {name:28} {weight:+.3f}")
+        if write:
+            model = ranking.Model(model.features, model.weights, {
+                "fitted": date.today().isoformat(), "cases": len(judged), "desk_cases": len(desk), "l2": l2,
+            })
+            ranking.WEIGHTS_FILE.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+            self.stdout.write(f"wrote {ranking.WEIGHTS_FILE}")
+        else:
+            self.stdout.write("not written (use --write)")

@@ -1,0 +1,205 @@
+"""AWS entities in text: the actions, API operations, error codes, policy types and services
+a section or a pasted error names, and what kind of section a heading and its HTML make.
+
+One extractor serves both sides so that they compare: the importer records what each
+section's heading, lead and body name (SectionEntity rows); the query analyser reads the
+same entities from a paste. Values are normalised strings such as `action:sts:assumerole`,
+`operation:assumerole`, `code:accessdenied` (an `Exception` suffix and a `KMS.` namespace
+are dropped; the namespace becomes a service), `policy:permissions boundary`, `service:s3`.
+The rules follow AWS naming conventions, never a list of particular errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Bump when extraction or kinds change: every article is then re-rendered and re-recorded
+# at the next import (it is part of the importer's RENDER_VERSION).
+VERSION = "1"
+
+# svc:Action in policies and denials; the service is lower case (IAM's form) or capitals (SNS:Publish).
+ACTION = re.compile(r"(?<![\w:/.-])([a-z][a-z0-9-]{1,30}|[A-Z][A-Z0-9]{1,9}):([A-Z][A-Za-z0-9]{2,80})\b")
+CALLED_OPERATION = re.compile(r"calling the (\w+) operation", re.IGNORECASE)
+CAMEL = re.compile(r"\b(?:([A-Z][A-Za-z0-9]{1,20})\.)?([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
+CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# API operations are named verb first (GetObject, AssumeRoleWithSAML): the verbs of AWS APIs.
+API_VERBS = frozenset(
+    """abort accept activate add allocate apply assign associate assume attach authorize batch cancel change check
+    complete confirm copy create deactivate decode decrypt delete deregister describe detach disable disassociate
+    enable encrypt estimate export generate get import initiate invite invoke leave list lookup modify move publish
+    purchase put re-encrypt reboot receive register reject release remove replace replicate request reset restore
+    resync retire revoke rotate run schedule search select send set sign simulate start stop subscribe tag
+    terminate test transfer unassign unsubscribe untag update upload validate verify""".split()
+)
+# Words that make a CamelCase word a failure: error codes and exception names.
+FAILURE_WORDS = frozenset(
+    """denied invalid expired exception error errors not exceeded malformed unauthorized forbidden mismatch
+    missing limit throttling throttled conflict unsupported failed failure fault unrecognized incomplete
+    unavailable no such already exists rejected timeout violation incorrect unknown bad""".split()
+)
+LABEL_WORDS = frozenset("code message type response id name details info".split())
+
+POLICY_TYPES = [
+    # The abbreviations only in capitals: "scp" in a message is usually the copy command.
+    (re.compile(r"service control polic(?:y|ies)|(?-i:\bSCPs?\b)", re.IGNORECASE), "service control policy"),
+    (re.compile(r"resource control polic(?:y|ies)|(?-i:\bRCPs?\b)", re.IGNORECASE), "resource control policy"),
+    (re.compile(r"permissions? boundar(?:y|ies)", re.IGNORECASE), "permissions boundary"),
+    (re.compile(r"session polic(?:y|ies)", re.IGNORECASE), "session policy"),
+    (re.compile(r"identity[- ]based polic(?:y|ies)", re.IGNORECASE), "identity-based policy"),
+    (re.compile(r"resource[- ]based polic(?:y|ies)|bucket polic(?:y|ies)|key polic(?:y|ies)", re.IGNORECASE),
+     "resource-based policy"),
+    (re.compile(r"trust polic(?:y|ies)", re.IGNORECASE), "trust policy"),
+    (re.compile(r"VPC endpoint polic(?:y|ies)", re.IGNORECASE), "VPC endpoint policy"),
+]
+
+# Where a service shows in a paste or a page: ARNs, endpoint hosts, SDK packages and
+# exception classes, CLI commands, and the "(Service: AmazonS3; ...)" field of Java SDK errors.
+SERVICE_PATTERNS = [
+    re.compile(r"\barn:aws[\w-]*:([a-z0-9-]+):", re.IGNORECASE),
+    re.compile(r"\b([a-z0-9-]+)(?:\.[a-z]{2}(?:-gov)?-[a-z]+-\d)?\.amazonaws\.com\b", re.IGNORECASE),
+    re.compile(r"\bcom\.amazonaws\.services\.([a-z0-9]+)\b"),
+    re.compile(r"@aws-sdk/client-([a-z0-9-]+)"),
+    re.compile(r"aws-sdk-go(?:-v2)?/service/([a-z0-9]+)"),
+    re.compile(r"\b([A-Za-z0-9]+)\.Client\.exceptions\b"),
+    re.compile(r"\bclient\(\s*['\"]([a-z0-9-]+)['\"]"),
+    re.compile(r"(?:^|[\s$>`'\"])aws ([a-z][a-z0-9-]+) [a-z][a-z0-9-]+", re.MULTILINE),
+    re.compile(r"\(Service:\s*(?:Amazon|AWS)\s?([A-Za-z0-9]+)\s*[;,)]"),
+]
+# Hosts and commands that name no service.
+NOT_SERVICES = frozenset("aws www docs console signin portal amazon configure help".split())
+
+# Zones of a section, strongest first: what its heading names, what its first words
+# name, what its body only mentions.
+HEADING, LEAD, BODY = "h", "l", "b"
+LEAD_WORDS = 40
+
+KINDS = ("troubleshooting", "procedure", "concept", "example", "reference", "tutorial")
+TROUBLE_HEADING = re.compile(
+    r"\b(?:errors?|fail(?:s|ed|ure)?|denied|can(?:'|no)t|unable|not working|troubleshoot\w*|issues?|problems?|"
+    r"resolv\w+|fix\w*)\b|^(?:I|I'm|My|Why|When I)\b", re.IGNORECASE
+)
+REFERENCE_HEADING = re.compile(
+    r"^(?:errors|request syntax|response syntax|request parameters|response elements|uri request parameters|"
+    r"request body|contents|see also|common (?:errors|parameters)|syntax|parameters|options|quotas)$", re.IGNORECASE
+)
+
+
+@dataclass
+class Entities:
+    """What a text names; each list holds normalised values without their type prefix."""
+
+    actions: list[str] = field(default_factory=list)
+    operations: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    policy_types: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+
+    def values(self) -> list[str]:
+        """Typed values (`code:accessdenied`), as SectionEntity stores them."""
+        return [f"{kind}:{value}" for kind, values in self.by_kind().items() for value in values]
+
+    def by_kind(self) -> dict[str, list[str]]:
+        return {"action": self.actions, "operation": self.operations, "code": self.codes,
+                "policy": self.policy_types, "service": self.services}
+
+    def __bool__(self) -> bool:
+        return any(self.by_kind().values())
+
+
+def split_camel(word: str) -> list[str]:
+    return CAMEL_PART.findall(word)
+
+
+def looks_like_code(word: str) -> bool:
+    """Error codes are CamelCase compounds naming a failure (AccessDenied, NotFoundException),
+    unlike field labels such as StatusCode, RequestId or ErrorMessage."""
+    parts = [p.lower() for p in split_camel(word)]
+    if len(parts) < 2:
+        return False
+    if any(p in FAILURE_WORDS and p not in ("error", "errors") for p in parts):
+        return True
+    return "error" in parts and parts[-1] not in LABEL_WORDS
+
+
+def looks_like_operation(word: str) -> bool:
+    parts = split_camel(word)
+    return len(parts) >= 2 and parts[0].lower() in API_VERBS and not looks_like_code(word)
+
+
+def code_value(code: str) -> str:
+    """AccessDeniedException and AccessDenied are one code; KMS.NotFoundException is NotFound."""
+    bare = code.rsplit(".", 1)[-1].lower()
+    return bare.removesuffix("exception") or bare
+
+
+def service_value(name: str) -> str:
+    # CLI "s3api" is S3's low-level command; other prefixes are the service's own.
+    name = name.lower().strip()
+    return name.removesuffix("api") if name.endswith("api") and len(name) > 3 else name
+
+
+def extract(text: str) -> Entities:
+    """The entities a text names, each once, in order of appearance."""
+    found = Entities()
+    named_actions = set()
+    for match in ACTION.finditer(text):
+        service, name = service_value(match.group(1)), match.group(2)
+        named_actions.add(name)
+        _add(found.actions, f"{service}:{name.lower()}")
+        _add(found.services, service)
+        _add(found.operations, name.lower())  # the action's API operation (or its permission-only name)
+    for match in CALLED_OPERATION.finditer(text):
+        _add(found.operations, match.group(1).lower())
+    for match in CAMEL.finditer(text):
+        namespace, word = match.groups()
+        if word in named_actions:
+            continue
+        if looks_like_code(word):
+            _add(found.codes, code_value(word))
+            if namespace and not looks_like_code(namespace):
+                _add(found.services, service_value(namespace))
+        elif looks_like_operation(word):
+            _add(found.operations, word.lower())
+    found.policy_types = [label for pattern, label in POLICY_TYPES if pattern.search(text)]
+    for pattern in SERVICE_PATTERNS:
+        for match in pattern.finditer(text):
+            service = service_value(match.group(1))
+            if service not in NOT_SERVICES and not service.isdigit():
+                _add(found.services, service)
+    return found
+
+
+def section_entities(title: str, text: str) -> dict[str, str]:
+    """Typed value -> the strongest zone of the section that names it (HEADING, LEAD or BODY)."""
+    body = text[len(title):] if text.startswith(title) else text
+    words = body.split()
+    lead, rest = " ".join(words[:LEAD_WORDS]), " ".join(words[LEAD_WORDS:])
+    zones: dict[str, str] = {}
+    for zone, part in ((HEADING, title), (LEAD, lead), (BODY, rest)):
+        for value in extract(part).values():
+            zones.setdefault(value, zone)
+    return zones
+
+
+def section_kind(title: str, html: str, article_slug: str, article_title: str, level: int) -> str:
+    """What a section is, from its heading, its article and the shape of its HTML."""
+    article = f"{article_slug} {article_title}".lower()
+    heading = title.strip()
+    if article_slug.startswith("API_") or REFERENCE_HEADING.match(heading) or (
+            html.count("<tr") >= 4 and len(html) < 40 * html.count("<tr")):
+        return "reference"
+    if "troubleshoot" in article or TROUBLE_HEADING.search(heading):
+        return "troubleshooting"
+    if "tutorial" in article or "tutorial" in heading.lower():
+        return "tutorial"
+    if "example" in heading.lower() or ("example" in article and "<pre" in html):
+        return "example"
+    if "<ol" in html or heading.split(" ", 1)[0].lower().endswith("ing") or heading.lower().startswith(("to ", "how ")):
+        return "procedure"
+    return "concept"
+
+
+def _add(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)

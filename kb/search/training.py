@@ -1,0 +1,210 @@
+"""Fitting the ranker's weights on judged cases, and measuring them honestly.
+
+A judged case is a text with graded sections (2: the answer, 1: helps, 0: not this). They
+come from evaluation files (../shared/eval's format) and from the help desk's own work:
+a case resolved with a section, "This fixed it" and "Not this" votes. The model is a
+pairwise logistic regression (each better-graded candidate should outscore each worse
+one), fitted with numpy; `cross_validate()` ranks every case with weights fitted without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kb.models import Case, Feedback, Section
+
+from .query import analyse
+from .ranking import FEATURES, Model, Scored, candidates
+
+Key = tuple[str, str, str]  # (guide, article slug, anchor)
+L2 = 1.0
+STEPS = 600
+FOLDS = 5
+
+
+@dataclass
+class Judged:
+    id: str
+    text: str
+    grades: dict[Key, int] = field(default_factory=dict)
+    source: str = "eval"
+
+
+@dataclass
+class Featurised:
+    case: Judged
+    keys: list[Key]
+    matrix: np.ndarray  # one row of FEATURES per candidate
+
+    @property
+    def grades(self) -> np.ndarray:
+        return np.array([self.case.grades.get(key, 0) for key in self.keys], dtype=float)
+
+
+def load_judged(cases: Path, qrels: Path | None = None) -> list[Judged]:
+    """Cases from an evaluation file; graded judgments (qrels) when given, else each case's gold labels."""
+    judged = []
+    with cases.open(encoding="utf-8") as lines:
+        for line in filter(str.strip, lines):
+            record = json.loads(line)
+            grades = {(g["guide"], g["file"].removesuffix(".md"), g["anchor"]): int(g["grade"])
+                      for g in record.get("gold", [])}
+            judged.append(Judged(record["id"], record["query"], grades))
+    if qrels is not None:
+        by_id = {case.id: case for case in judged}
+        for case in judged:
+            case.grades = {}
+        with qrels.open(encoding="utf-8") as lines:
+            for line in filter(str.strip, lines):
+                q = json.loads(line)
+                if q["id"] in by_id:
+                    by_id[q["id"]].grades[(q["guide"], q["file"].removesuffix(".md"), q["anchor"])] = int(q["grade"])
+    return judged
+
+
+def desk_judged() -> list[Judged]:
+    """The help desk's signals as judged cases: per diagnosis, its resolved section and votes."""
+    judged: dict[int, Judged] = {}
+
+    def case_for(diagnosis) -> Judged:
+        return judged.setdefault(diagnosis.pk, Judged(f"desk-{diagnosis.pk}", diagnosis.error_text, source="desk"))
+
+    for case in Case.objects.filter(status=Case.Status.RESOLVED).exclude(anchor="").select_related("diagnosis"):
+        case_for(case.diagnosis).grades[(case.guide_slug, case.article_slug, case.anchor)] = 2
+    for vote in Feedback.objects.filter(diagnosis__isnull=False).select_related("diagnosis"):
+        grades = case_for(vote.diagnosis).grades
+        key = (vote.guide_slug, vote.article_slug, vote.anchor)
+        grade = 2 if vote.vote == Feedback.Vote.HELPED else 0
+        grades[key] = max(grades.get(key, grade), grade) if grade else grades.get(key, 0)
+    return [case for case in judged.values() if any(g == 2 for g in case.grades.values())]
+
+
+def featurise(cases: Iterable[Judged], *, use_semantic: bool = True,
+              progress: Callable[[int], None] | None = None) -> list[Featurised]:
+    out = []
+    for done, case in enumerate(cases, 1):
+        scored = candidates(analyse(case.text), use_semantic=use_semantic)
+        out.append(Featurised(case, section_keys(scored), np.array([s.features for s in scored], dtype=float)
+                              .reshape(len(scored), len(FEATURES))))
+        if progress:
+            progress(done)
+    return out
+
+
+def section_keys(scored: list[Scored]) -> list[Key]:
+    keys = {pk: (g, a, anchor) for pk, g, a, anchor in Section.objects.filter(
+        pk__in=[s.section_id for s in scored]).values_list("pk", "article__guide__slug", "article__slug", "anchor")}
+    return [keys.get(s.section_id, ("", "", "")) for s in scored]
+
+
+def fit(data: list[Featurised], *, l2: float = L2, steps: int = STEPS) -> Model:
+    """Weights under which each case's better-graded candidates outscore its worse ones.
+
+    Each case weighs the same however many pairs it has; features are standardised for the
+    fit and the weights mapped back, so the stored model scores raw feature vectors.
+    """
+    usable = [d for d in data if len(d.keys) and d.grades.max() > 0]
+    if not usable:
+        raise ValueError("no judged case has a graded section among its candidates")
+    rows = np.vstack([d.matrix for d in usable])
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    std[std == 0] = 1.0
+    pairs, weights = [], []
+    offset = 0
+    for d in usable:
+        g = d.grades
+        better, worse = np.nonzero(g[:, None] > g[None, :])
+        if len(better):
+            pairs.append(np.stack([better + offset, worse + offset], axis=1))
+            weights.append(np.full(len(better), 1.0 / len(better)))
+        offset += len(g)
+    pair_index = np.vstack(pairs)
+    pair_weight = np.concatenate(weights)
+    x = (rows - mean) / std
+    diff = x[pair_index[:, 0]] - x[pair_index[:, 1]]
+    w = np.zeros(x.shape[1])
+    # Gradient descent with Nesterov momentum on a smooth, convex loss: plain numpy suffices.
+    velocity = np.zeros_like(w)
+    rate, momentum, n = 0.5, 0.9, len(usable)
+    for _ in range(steps):
+        ahead = w + momentum * velocity
+        margin = diff @ ahead
+        slope = -pair_weight / (1 + np.exp(np.clip(margin, -30, 30)))
+        gradient = diff.T @ slope / n + l2 * ahead / n
+        velocity = momentum * velocity - rate * gradient
+        w = w + velocity
+    return Model(FEATURES, tuple(float(v) for v in w / std))
+
+
+def folds(data: list[Featurised], k: int = FOLDS) -> list[list[Featurised]]:
+    """k folds by case, each case in one, spread by id so the split is stable."""
+    ordered = sorted(data, key=lambda d: d.case.id)
+    return [ordered[i::k] for i in range(k)]
+
+
+def cross_validate(data: list[Featurised], extra: list[Featurised] | None = None, *,
+                   l2: float = L2, k: int = FOLDS) -> dict[str, list[Key]]:
+    """Each case's ranking by weights fitted on the other folds (plus `extra`, never scored)."""
+    ranking = {}
+    parts = folds(data, k)
+    for i, held_out in enumerate(parts):
+        training = [d for j, part in enumerate(parts) if j != i for d in part] + (extra or [])
+        model = fit(training, l2=l2)
+        for d in held_out:
+            ranking[d.case.id] = ranked_keys(d, model)
+    return ranking
+
+
+def ranked_keys(d: Featurised, model: Model, per_article: int = 3) -> list[Key]:
+    """The case's candidates in the model's order, at most `per_article` from one article."""
+    if not len(d.keys):
+        return []
+    scores = d.matrix @ np.array(model.weights)
+    order = sorted(range(len(d.keys)), key=lambda i: -scores[i])
+    shown: dict[tuple[str, str], int] = {}
+    out = []
+    for i in order:
+        article = d.keys[i][:2]
+        if shown.get(article, 0) < per_article:
+            shown[article] = shown.get(article, 0) + 1
+            out.append(d.keys[i])
+    return out
+
+
+def metrics(cases: list[Judged], ranking: dict[str, list[Key]]) -> dict[str, float]:
+    """The evaluation's figures over `cases`, as ../shared/eval/score.py defines them (top 10 per case):
+    S@1, S@3 (a grade-2 section first / in the top 3), H@3 (grade >= 1 in the top 3), nDCG@5
+    (gains 0/1/3), MRR@10 of the first grade-2 section, and unjudged@3 (top-3 sections nobody graded)."""
+    totals = dict.fromkeys(("S@1", "S@3", "H@3", "nDCG@5", "MRR@10"), 0.0)
+    unjudged = 0
+    for case in cases:
+        keys = ranking.get(case.id, [])[:10]
+        grades = [case.grades.get(key, 0) for key in keys]
+        unjudged += sum(1 for key in keys[:3] if key not in case.grades)
+        totals["S@1"] += bool(grades) and grades[0] == 2
+        totals["S@3"] += 2 in grades[:3]
+        totals["H@3"] += any(g >= 1 for g in grades[:3])
+        first = next((rank for rank, g in enumerate(grades, 1) if g == 2), None)
+        totals["MRR@10"] += 1 / first if first else 0
+        dcg = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(grades[:5]))
+        ideal = sorted((2 ** g - 1 for g in case.grades.values()), reverse=True)[:5]
+        idcg = sum(v / math.log2(i + 2) for i, v in enumerate(ideal))
+        totals["nDCG@5"] += dcg / idcg if idcg else 0
+    n = max(len(cases), 1)
+    return {**{name: value / n for name, value in totals.items()}, "unjudged@3": unjudged}
+
+
+def candidate_recall(data: list[Featurised]) -> float:
+    """Share of cases with a grade-2 section among the candidates the ranker scores: its ceiling."""
+    return sum(1 for d in data if len(d.keys) and (d.grades == 2).any()) / max(len(data), 1)
+
+
+def describe(figures: dict[str, float]) -> str:
+    return "  ".join(f"{name} {value:.3f}" if name != "unjudged@3" else f"{name} {value}"
+                     for name, value in figures.items())
