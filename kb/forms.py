@@ -1,9 +1,8 @@
 """Forms validating what people and tools send: search parameters and the guided flow."""
 
 from django import forms
-from django.utils.text import capfirst
 
-from kb.guided.recommend import ACTIVITIES
+from kb.guided import activities
 from kb.models import Feedback, Guide
 from kb.search.query import MAX_QUERY_CHARS, printable
 
@@ -45,15 +44,16 @@ class TroubleshootForm(forms.Form):
         help_text="Paste the whole error output. Secrets such as access keys are removed before anything is stored.",
         error_messages={"required": "Paste the error message or describe the problem."},
     )
-    activity = forms.ChoiceField(
-        label="What were you doing?",
-        required=False,
-        choices=[("", "Choose if you like")] + [(key, capfirst(label)) for key, (label, _) in ACTIVITIES.items()],
-    )
+    activity = forms.ChoiceField(label="What were you doing?", required=False)
     service = forms.CharField(
         label="Service or tool", max_length=100, required=False,
         help_text="Detected from the error where possible; change it if it is wrong.",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read per form, not at import: an import can add or remove a guide's own activities.
+        self.fields["activity"].choices = [("", "Choose if you like"), *activities.choices()]
 
 
 class FeedbackForm(forms.Form):

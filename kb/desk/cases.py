@@ -22,7 +22,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from kb.guided.recommend import ACTIVITIES
+from kb.guided.activities import find as find_activity
 from kb.models import Case, Diagnosis, Feedback, Section
 
 PAGE_SIZE = 25
@@ -228,11 +228,12 @@ def _analysis(diagnosis: Diagnosis) -> dict[str, Any]:
 
 
 def _context(diagnosis: Diagnosis) -> dict[str, Any]:
-    """The context with the activity as the form worded it ("api" -> "calling an API, ...")."""
+    """The context with the activity as the form worded it ("api" -> "calling an API, ..."); a key
+    no longer offered (its guide dropped it) is shown as stored."""
     context = dict(diagnosis.context) if isinstance(diagnosis.context, dict) else {}
-    activity = ACTIVITIES.get(str(context.get("activity", "")))
+    activity = find_activity(str(context.get("activity", "")))
     if activity:
-        context["activity"] = activity[0]
+        context["activity"] = activity.label
     return context
 
 

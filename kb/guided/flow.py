@@ -15,16 +15,17 @@ from django.utils import timezone
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.redaction import redact
 
-from .recommend import ACTIVITIES, recommend
+from .activities import find as find_activity
+from .recommend import recommend
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 
 
 def clean_context(context: dict) -> dict:
-    """Keep only the context fields the form offers, as short strings."""
+    """Keep only the context fields the form offers, as short strings (an activity no longer offered is dropped)."""
     activity = str(context.get("activity") or "")
     return {
-        "activity": activity if activity in ACTIVITIES else "",
+        "activity": activity if find_activity(activity) else "",
         "service": redact(str(context.get("service") or ""))[:100],
     }
 

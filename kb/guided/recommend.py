@@ -21,6 +21,8 @@ from kb.search.query import tokens
 from kb.search.ranking import FEATURES, current_model
 from kb.search.results import result_dict
 
+from .activities import Activity
+from .activities import find as find_activity
 from .analysis import ErrorAnalysis, explain
 
 RECOMMENDATIONS = 5
@@ -33,15 +35,6 @@ LEARNED_CAP = 1.5
 LEARNED_SATURATION = 5  # net votes at which the cap is reached
 # A feature "moved" a section when it added at least this much to its score: only those are given as reasons.
 REASON_THRESHOLD = 0.15
-
-ACTIVITIES = {
-    "console": ("signing in to the console", "sign in console password"),
-    "api": ("calling an API, the CLI or an SDK", "api cli sdk request"),
-    "temporary": ("using temporary credentials or a role", "temporary security credentials role assume"),
-    "policies": ("changing policies", "policy changes permissions"),
-    "other": ("something else", ""),
-}
-ACTIVITY_WORDS = {label: tuple(words.split()) for label, words in ACTIVITIES.values() if words}
 
 Key = tuple[str, str, str]
 WORDS = re.compile(r"[^\W_]+")
@@ -104,9 +97,9 @@ def learned_adjustment(net: int) -> float:
 def recommend(error_text: str, context: dict | None = None, *, limit: int = RECOMMENDATIONS) -> Recommendation:
     """Up to `limit` sections for an error, each with the reasons it was chosen."""
     context = context or {}
-    activity = ACTIVITIES.get(context.get("activity", ""), ("", ""))
+    activity = find_activity(str(context.get("activity") or "")) or Activity("", "")
     service = str(context.get("service", ""))[:100]
-    query_text = " ".join(part for part in (error_text, activity[1], service) if part)
+    query_text = " ".join(part for part in (error_text, " ".join(activity.words), service) if part)
     found = search(query_text, limit=CANDIDATES)
     query = found.query
     # The analysis reads the error alone; reuse the query's analysis when nothing was added to it.
@@ -122,7 +115,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     zones = _zones([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
-                    _why(r, zones.get(r.section.pk, {}), analysis, query, activity[0], service,
+                    _why(r, zones.get(r.section.pk, {}), analysis, query, activity, service,
                          net.get(section_key(r.section), 0)))
         for r in order
     ]
@@ -168,7 +161,7 @@ def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...
     return found
 
 
-def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: AnalysedQuery, activity: str,
+def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: AnalysedQuery, activity: Activity,
          service: str, votes: int) -> list[str]:
     section = result.section
     weights = current_model().weights
@@ -196,9 +189,9 @@ def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: 
         reasons.append("Shares the distinctive words of your message")
     text = f"{section.title}\n{section.text}".lower()
     words = set(WORDS.findall(text))  # lower-cased already: nothing for tokens() to split
-    activity_words = ACTIVITY_WORDS.get(activity, ())
+    activity_words = activity.words
     if activity_words and sum(word in words for word in activity_words) >= min(2, len(activity_words)):
-        reasons.append(f"Fits what you were doing: {activity}")
+        reasons.append(f"Fits what you were doing: {activity.label}")
     if service and service.lower() in words:
         reasons.append(f"About {service}")
     if votes > 0:

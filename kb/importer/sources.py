@@ -8,11 +8,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kb.guided.activities import Activity, ActivityError
+from kb.guided.activities import parse as parse_activities
+
 from .render import RENDER_VERSION
 
 INDEX = "index.md"
 MAX_SLUG = 200  # kb.models.Article.slug
 GUIDE_FILE = "guide.toml"
+# Where each [[activities]] table starts, so an error in one names its line (tomllib gives none).
+ACTIVITIES_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*activities[ \t]*\]\]", re.MULTILINE)
 
 
 class SourceError(Exception):
@@ -34,6 +39,7 @@ class GuideSource:
     title: str
     base_url: str
     index_text: str | None
+    activities: list[Activity] = field(default_factory=list)  # guide.toml's [[activities]]
     articles: list[ArticleSource] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # files that could not be read, with the reason
 
@@ -90,8 +96,9 @@ def _read_text(path: Path) -> str:
 
 
 def _read_guide_toml(path: Path) -> dict:
+    text = _read_text(path)
     try:
-        data = tomllib.loads(_read_text(path))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"at line (\d+)", str(exc))  # tomllib gives the line only in its message
         where = f"{path}:{line.group(1)}" if line else str(path)
@@ -104,6 +111,13 @@ def _read_guide_toml(path: Path) -> dict:
         raise SourceError(f"{path}: base_url must be an http(s) URL, got {base_url!r}")
     if base_url and not base_url.endswith("/"):
         data["base_url"] = base_url + "/"
+    try:
+        data["activities"] = parse_activities(data.get("activities", []))
+    except ActivityError as exc:
+        tables = [text.count("\n", 0, m.start()) + 1 for m in ACTIVITIES_TABLE.finditer(text)]
+        # Only when every entry is a [[activities]] table do the headers line up with the entries.
+        known = exc.index is not None and len(tables) == len(data["activities"])
+        raise SourceError(f"{path}:{tables[exc.index]}: {exc}" if known else f"{path}: {exc}") from None
     return data
 
 
@@ -131,6 +145,7 @@ def load_guide(folder: Path) -> GuideSource:
         title=meta.get("title", ""),
         base_url=meta.get("base_url", ""),
         index_text=index_text,
+        activities=meta.get("activities", []),
         errors=errors,
     )
     for path in _markdown_files(folder):

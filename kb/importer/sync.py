@@ -261,6 +261,7 @@ def _write_guide(plan: _GuidePlan, report: ImportReport) -> None:
         "base_url": plan.source.base_url,
         "toc": plan.toc,
         "link_context": _link_context_key(plan.context),
+        "activities": [activity.to_json() for activity in plan.source.activities],
     }
     articles_changed = _classify(plan, report)
     if guide.pk is None or articles_changed or any(getattr(guide, k) != v for k, v in values.items()):

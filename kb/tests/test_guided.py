@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
@@ -17,7 +18,10 @@ from django.apps import apps
 from django.conf import settings
 from django.core import serializers
 from django.test import Client
+from django.utils.text import capfirst
 
+from kb.guided import activities
+from kb.guided.flow import clean_context
 from kb.guided.recommend import LEARNED_CAP, recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
@@ -108,11 +112,33 @@ def bare_denial(n: int = 0) -> str:
     return BARE_DENIAL.format(when=when, request=uuid.uuid5(uuid.NAMESPACE_URL, str(n)))
 
 
+FILES = {"index.md": INDEX, "troubleshoot_s3.md": S3, "troubleshoot_credentials.md": CREDENTIALS,
+         "troubleshoot_roles.md": ROLES}
+
+# An activity of the test guide's own, appended to its guide.toml (the words' case does not matter).
+OWN_ACTIVITY = """
+[[activities]]
+key = "requester-pays"
+label = "reading from a bucket someone else pays for"
+words = "Requester pays bucket header"
+"""
+OWN_KEY = "g/requester-pays"
+OWN_LABEL = "reading from a bucket someone else pays for"
+
+
 @pytest.fixture
 def guide(db, write_guide) -> None:
-    files = {"index.md": INDEX, "troubleshoot_s3.md": S3, "troubleshoot_credentials.md": CREDENTIALS,
-             "troubleshoot_roles.md": ROLES}
-    import_content([write_guide("g", files)])
+    import_content([write_guide("g", FILES)])
+
+
+@pytest.fixture
+def own_activity(db, write_guide) -> Path:
+    """The test guide with OWN_ACTIVITY declared in its guide.toml; returns the guide's folder."""
+    folder = write_guide("g", FILES)
+    with (folder / "guide.toml").open("a") as toml:
+        toml.write(OWN_ACTIVITY)
+    import_content([folder])
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -283,9 +309,65 @@ def test_control_characters_are_not_echoed_into_the_form(client, guide):
         assert "Access Denied" in BeautifulSoup(page, "html.parser").select_one("textarea[name=error_text]").get_text()
 
 
-def test_activities_read_as_sentences(client):
+def test_activities_read_as_sentences(client, db):
     options = [o.get_text() for o in soup(client.get("/troubleshoot/")).select("select[name=activity] option")]
     assert "Calling an API, the CLI or an SDK" in options
+
+
+def test_the_default_activities_are_offered_when_no_guide_declares_any(client, guide):
+    select = soup(client.get(START)).select_one("select[name=activity]")
+    assert select.find("optgroup") is None
+    assert [(o["value"], o.get_text()) for o in select.select("option")] == [
+        ("", "Choose if you like"), *((a.key, capfirst(a.label)) for a in activities.defaults())
+    ]
+    # General to any guide, and still holding every key diagnoses stored before the list was data.
+    assert {"console", "api", "iac", "policies", "temporary", "other"} == {a.key for a in activities.defaults()}
+    assert activities.find("other").words == ()
+    assert activities.find("iac").words == ("cloudformation", "stack", "template")
+
+
+AT_REQUESTER_PAYS = "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied"
+
+
+def test_a_guides_own_activities_are_offered_under_its_title_after_the_defaults(client, own_activity):
+    select = soup(client.get(START)).select_one("select[name=activity]")
+    group = select.select_one("optgroup[label='Test Guide']")
+    assert [(o["value"], o.get_text()) for o in group.select("option")] == [(OWN_KEY, capfirst(OWN_LABEL))]
+    values = [o["value"] for o in select.select("option")]
+    assert values == ["", *(a.key for a in activities.defaults()), OWN_KEY]
+
+
+def test_a_guides_own_activity_adds_its_words_to_the_search_and_says_so(client, own_activity):
+    plain, fitted = recommend(AT_REQUESTER_PAYS), recommend(AT_REQUESTER_PAYS, {"activity": OWN_KEY})
+    assert {"requester", "pays", "header"} <= set(fitted.query.terms) - set(plain.query.terms)
+    # The error alone does not name requester pays; what the person was doing brings it in.
+    assert "s3-requester-pays" not in [item.section.anchor for item in plain.items]
+    fits = next(item for item in fitted.items if item.section.anchor == "s3-requester-pays")
+    assert f"Fits what you were doing: {OWN_LABEL}" in fits.why
+
+    diagnosis = paste(client, AT_REQUESTER_PAYS, activity=OWN_KEY)
+    assert diagnosis.context["activity"] == OWN_KEY
+    assert "s3-requester-pays" in anchors(diagnosis)
+
+
+def test_an_activity_its_guide_no_longer_declares_is_refused_and_old_diagnoses_still_show(
+        client, admin_client, own_activity):
+    diagnosis = paste(client, AT_REQUESTER_PAYS, activity=OWN_KEY)
+    client.post(f"/troubleshoot/{diagnosis.token}/case/", {"name": "Bob", "email": "bob@example.com"})
+    desk = f"/desk/cases/{Case.objects.get().reference}/"
+    assert f"Doing {OWN_LABEL}" in text_of(admin_client.get(desk))
+
+    toml = own_activity / "guide.toml"
+    toml.write_text(toml.read_text().replace(OWN_ACTIVITY, ""))
+    import_content([own_activity])
+
+    assert soup(client.get(START)).select_one("select[name=activity] optgroup") is None
+    assert client.post(START, {"error_text": AT_REQUESTER_PAYS, "activity": OWN_KEY}).status_code == 400
+    assert clean_context({"activity": OWN_KEY})["activity"] == ""
+    assert recommend(AT_REQUESTER_PAYS, {"activity": OWN_KEY}).query.terms == recommend(AT_REQUESTER_PAYS).query.terms
+    assert client.get(f"/troubleshoot/{diagnosis.token}/").status_code == 200
+    page = admin_client.get(desk)
+    assert page.status_code == 200 and f"Doing {OWN_KEY}" in text_of(page)  # the key as stored
 
 
 def test_none_of_these_helped_opens_a_case_with_everything_attached(csrf_client, guide):
@@ -602,6 +684,14 @@ def test_api_recommends_with_analysis_and_reasons(client, guide):
     assert not Diagnosis.objects.exists()
 
 
+def test_api_takes_a_guides_own_activity(client, own_activity):
+    body = {"error_text": AT_REQUESTER_PAYS, "context": {"activity": OWN_KEY}}
+    response = client.post(API, json.dumps(body), content_type="application/json")
+    assert response.status_code == 200
+    fits = next(r for r in response.json()["recommendations"] if r["anchor"] == "s3-requester-pays")
+    assert f"Fits what you were doing: {OWN_LABEL}" in fits["why"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -619,9 +709,13 @@ def test_api_recommends_with_analysis_and_reasons(client, guide):
         json.dumps({"error_text": "x" * 20_001}),
         json.dumps({"error_text": "   "}),
         json.dumps({"error_text": "AccessDenied", "context": {"activity": "hacking"}}),
+        json.dumps({"error_text": "AccessDenied", "context": {"activity": "g/hacking"}}),
+        json.dumps({"error_text": "AccessDenied", "context": {"activity": "nowhere/console"}}),
+        json.dumps({"error_text": "AccessDenied", "context": {"activity": ["console"]}}),
     ],
     ids=["malformed", "not-utf8", "empty", "array", "string", "number-text", "list-text", "null-text",
-         "missing-text", "string-context", "list-context", "too-long", "blank", "unknown-activity"],
+         "missing-text", "string-context", "list-context", "too-long", "blank", "unknown-activity",
+         "unknown-guide-activity", "activity-of-no-guide", "list-activity"],
 )
 def test_api_rejects_a_bad_body_with_a_clear_message(client, guide, body):
     response = client.post(API, body, content_type="application/json")
@@ -644,6 +738,14 @@ SEED = "iam-user-guide"
 @pytest.fixture
 def seed(db) -> None:
     import_content([settings.KB_CONTENT_DIR])
+
+
+def test_the_shipped_iam_guide_offers_its_own_activities(client, seed):
+    group = soup(client.get(START)).select_one("select[name=activity] optgroup")
+    assert group["label"] == "AWS Identity and Access Management User Guide"
+    offered = {o["value"]: o.get_text() for o in group.select("option")}
+    assert offered[f"{SEED}/mfa"] == "Signing in with an MFA device"
+    assert activities.find(f"{SEED}/mfa").words == ("mfa", "device", "sign", "code")
 
 
 @pytest.mark.parametrize(

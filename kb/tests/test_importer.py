@@ -238,6 +238,19 @@ BAD_FILES = {
                         ":3: anchor is longer than 200 characters"),
     "file name too long": ("b" * 201 + ".md", '# Bad<a name="bad"></a>\n', ": file name is longer than 200"),
     "guide title too long": ("guide.toml", 'title = "' + "t" * 301 + '"\n', ": the guide's title is longer than 300"),
+    "activity key not a slug": ("guide.toml", '[[activities]]\nkey = "Sign In"\nlabel = "signing in"\n',
+                                ":1: activity 1: key must be a slug"),
+    "activity key repeated": ("guide.toml", '[[activities]]\nkey = "a"\nlabel = "A"\n\n[[activities]]\nkey = "a"\n'
+                              'label = "B"\n', ":5: activity 2: key 'a' is declared twice"),
+    "activity without a label": ("guide.toml", '[[activities]]\nkey = "a"\nwords = "x"\n',
+                                 ":1: activity 1: label must be a string of 1 to 100 characters"),
+    "activity label too long": ("guide.toml", '[[activities]]\nkey = "a"\nlabel = "' + "l" * 101 + '"\n',
+                                ":1: activity 1: label must be a string of 1 to 100 characters"),
+    "activity words not a string": ("guide.toml", '[[activities]]\nkey = "a"\nlabel = "A"\nwords = ["x"]\n',
+                                    ":1: activity 1: words must be a string"),
+    "activity field misspelt": ("guide.toml", '[[activities]]\nkey = "a"\nlabel = "A"\nword = "x"\n',
+                                ":1: activity 1: unknown field 'word'"),
+    "activities not tables": ("guide.toml", 'activities = "console"\n', ": activities must be an array of tables"),
 }
 
 
@@ -281,6 +294,69 @@ def test_one_run_names_every_bad_file(db, write_guide):
         f"{two / 'latin1.md'}:1: not valid UTF-8 (invalid continuation byte)",
         f"{two / 'notitle.md'}:1: article has no '# Title' heading before its first section",
     ]
+
+
+# The guide's own activities (guide.toml's [[activities]])
+
+ACTIVITIES = """
+[[activities]]
+key = "console"
+label = "signing in to  the console"
+words = "Sign console password"
+
+[[activities]]
+key = "mfa"
+label = "signing in with an MFA device"
+words = "mfa device"
+"""
+
+
+def test_a_guides_activities_are_checked_and_stored_and_an_unchanged_reimport_writes_nothing(db, write_guide):
+    folder = write_guide("g", {"a.md": page("a")})
+    with (folder / "guide.toml").open("a") as toml:
+        toml.write(ACTIVITIES)
+    import_content([folder])
+    assert Guide.objects.get().activities == [  # labels' spaces and words' case normalised
+        {"key": "console", "label": "signing in to the console", "words": "sign console password"},
+        {"key": "mfa", "label": "signing in with an MFA device", "words": "mfa device"},
+    ]
+    before = rows()
+    with CaptureQueriesContext(connection) as queries:
+        import_content([folder])
+    assert not [q for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert rows() == before
+
+
+def test_a_reimport_keeps_a_guides_activities_in_sync(db, write_guide):
+    folder = write_guide("g", {"a.md": page("a")})
+    toml = folder / "guide.toml"
+    original = toml.read_text()
+    toml.write_text(original + ACTIVITIES)
+    import_content([folder])
+    article = Article.objects.get()
+
+    toml.write_text(original + '[[activities]]\nkey = "console"\nlabel = "signing in to the console"\n'
+                    'words = "console password"\n')  # one changed, one removed
+    import_content([folder])
+    assert Guide.objects.get().activities == [
+        {"key": "console", "label": "signing in to the console", "words": "console password"},
+    ]
+    toml.write_text(original)  # none declared any more
+    report = import_content([folder])
+    assert Guide.objects.get().activities == []
+    assert report.unchanged == ["g/a"] and Article.objects.get().imported_at == article.imported_at
+
+
+def test_activities_without_tables_give_no_line(db, write_guide):
+    folder = write_guide("g", {"a.md": page("a")})
+    (folder / "guide.toml").write_text('activities = [{key = "a", label = "A"}, {key = "B", label = "B"}]\n')
+    with pytest.raises(ImportFailed) as failure:
+        import_content([folder])
+    assert failure.value.errors == [
+        f"{folder / 'guide.toml'}: activity 2: key must be a slug of at most 50 lower-case letters, digits and "
+        "hyphens, got 'B'"
+    ]
+    assert not Guide.objects.exists()
 
 
 # Warnings
