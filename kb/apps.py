@@ -8,9 +8,9 @@ class KbConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .search.ranking import shipped_model
+        from .search.ranking import shipped_ranker
 
-        shipped_model()  # the ranker's weights: a broken weights file stops start-up, not a search
+        shipped_ranker()  # the ranker's weights: a broken weights file stops start-up, not a search
 
         # Saving or deleting a guide, or deleting an article, ends the content generation:
         # an import that changes a guide's content saves the guide, and so do the admin and a shell.

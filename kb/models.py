@@ -34,6 +34,11 @@ class Guide(models.Model):
     link_context = models.TextField(
         blank=True, help_text="base_url and article slugs the stored links were rendered against."
     )
+    activities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The guide's own \"What were you doing?\" choices from guide.toml: [{key, label, words}].",
+    )
     imported_at = models.DateTimeField()
 
     objects = GuideQuerySet.as_manager()
@@ -220,7 +225,8 @@ class SectionEmbedding(models.Model):
 
     section = models.OneToOneField(Section, on_delete=models.CASCADE, primary_key=True, related_name="embedding")
     digest = models.CharField(max_length=40, help_text="Model and embedded text: unchanged means no need to embed again.")
-    vector = models.BinaryField(help_text="float32 unit vector.")
+    vector = models.BinaryField(help_text="float32 unit vector of the section's heading and first words.")
+    heading = models.BinaryField(help_text="float32 unit vector of the heading alone (with its article's title).")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

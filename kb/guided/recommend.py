@@ -18,7 +18,7 @@ from kb.models import Case, Feedback, Section, SectionEntity
 from kb.search import AnalysedQuery, Result, search
 from kb.search.entities import HEADING, LEAD, code_value
 from kb.search.query import tokens
-from kb.search.ranking import FEATURES, current_model
+from kb.search.ranking import FEATURES
 from kb.search.results import result_dict
 
 from .activities import Activity
@@ -164,8 +164,7 @@ def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...
 def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: AnalysedQuery, activity: Activity,
          service: str, votes: int) -> list[str]:
     section = result.section
-    weights = current_model().weights
-    moved = {name for name, w, x in zip(FEATURES, weights, result.features) if w * x >= REASON_THRESHOLD}
+    moved = {name for name, contribution in zip(FEATURES, result.contributions) if contribution >= REASON_THRESHOLD}
     reasons = []
     if moved & {"names_entity_heading", "names_entity_lead"}:
         reasons.extend(f"About {value}, the {label} in your error" for label, value in _named(analysis, zones, (HEADING, LEAD)))

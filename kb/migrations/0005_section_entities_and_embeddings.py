@@ -16,7 +16,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('section', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='embedding', serialize=False, to='kb.section')),
                 ('digest', models.CharField(help_text='Model and embedded text: unchanged means no need to embed again.', max_length=40)),
-                ('vector', models.BinaryField(help_text='float32 unit vector.')),
+                ('vector', models.BinaryField(help_text="float32 unit vector of the section's heading and first words.")),
+                ('heading', models.BinaryField(help_text="float32 unit vector of the heading alone (with its article's title).")),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],
         ),

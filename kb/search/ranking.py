@@ -34,11 +34,14 @@ WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
 LEXICAL_CANDIDATES = 100
 ENTITY_CANDIDATES = 30
 SEMANTIC_CANDIDATES = 50
+HEADING_CANDIDATES = 20
 SPECIFIC = ("action", "operation", "code")  # entity kinds that identify one error or call
 HEADING_COVERAGE_TERMS = 10
 
 FEATURES = (
-    "lexical", "lexical_rank", "article_lexical", "semantic", "semantic_rank", "heading_coverage", "heading_rarity",
+    "lexical", "lexical_rank", "article_lexical", "semantic", "semantic_rank", "article_semantic", "question_semantic",
+    "heading_semantic", "heading_semantic_rank",
+    "heading_coverage", "heading_rarity",
     "troubleshooting_error", "troubleshooting_article", "top_level",
     *(f"kind_{kind}" for kind in KINDS if kind != "troubleshooting"),
     "names_entity_heading", "names_entity_lead", "names_entity_body", "contradicts_heading",
@@ -46,6 +49,7 @@ FEATURES = (
     "entity_guide", "entity_article", "article_candidates", "entity_candidate",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
+SEMANTIC_FEATURES = frozenset(name for name in FEATURES if "semantic" in name)
 
 
 @dataclass
@@ -67,13 +71,11 @@ class Scored:
     facts: Facts
     features: list[float]
     score: float = 0.0
+    contributions: tuple[float, ...] = ()  # weight x feature: what moved the section, for its reasons
 
     @property
     def section_id(self) -> int:
         return self.facts.section_id
-
-    def feature(self, name: str) -> float:
-        return self.features[INDEX[name]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ class Model:
 
     def score(self, vector: list[float]) -> float:
         return sum(w * x for w, x in zip(self.weights, vector))
+
+    def without_semantic(self) -> bool:
+        return not any(w for name, w in zip(self.features, self.weights) if name in SEMANTIC_FEATURES)
 
     def to_json(self) -> dict:
         return {"features": list(self.features), "weights": [round(w, 6) for w in self.weights], **self.meta}
@@ -101,27 +106,51 @@ class Model:
         return cls(FEATURES, tuple(float(named.get(name, 0.0)) for name in FEATURES), meta)
 
 
+@dataclass(frozen=True)
+class Ranker:
+    """The two fitted models ranker.json holds: one for when the semantic stage runs, one
+    fitted without its features for when it cannot (model package absent, sections not yet embedded)."""
+
+    semantic: Model
+    lexical: Model
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def model(self, semantic: bool) -> Model:
+        return self.semantic if semantic else self.lexical
+
+    def to_json(self) -> dict:
+        return {**self.meta, "semantic": self.semantic.to_json(), "lexical": self.lexical.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Ranker":
+        lexical = Model.from_json(data["lexical"])
+        if not lexical.without_semantic():
+            raise ValueError("ranker weights: the lexical model gives weight to semantic features")
+        meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical")}
+        return cls(Model.from_json(data["semantic"]), lexical, meta)
+
+
 @cache
-def shipped_model() -> Model:
+def shipped_ranker() -> Ranker:
     """The weights in ranker.json (loaded once per process, at start-up by KbConfig.ready)."""
-    return Model.from_json(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
+    return Ranker.from_json(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
 
 
-_override: list[Model] = []
+_override: list[Ranker] = []
 
 
 @contextmanager
-def using(model: Model) -> Iterator[None]:
-    """Rank with `model` instead of the shipped weights inside the block (to measure a fit)."""
-    _override.append(model)
+def using(ranker: Ranker) -> Iterator[None]:
+    """Rank with `ranker` instead of the shipped weights inside the block (to measure a fit)."""
+    _override.append(ranker)
     try:
         yield
     finally:
         _override.pop()
 
 
-def current_model() -> Model:
-    return _override[-1] if _override else shipped_model()
+def current_ranker() -> Ranker:
+    return _override[-1] if _override else shipped_ranker()
 
 
 def specific_values(query: AnalysedQuery) -> set[str]:
@@ -129,27 +158,35 @@ def specific_values(query: AnalysedQuery) -> set[str]:
     return {f"{kind}:{value}" for kind in SPECIFIC for value in by_kind[kind]}
 
 
-def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True) -> list[Scored]:
-    """Every candidate section for the query, with its feature vector (unscored, unordered)."""
-    pending = semantic.embed_query(query.cleaned) if use_semantic else None
+def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True) -> tuple[list[Scored], bool]:
+    """Every candidate section for the query, with its feature vector (unscored, unordered),
+    and whether the semantic stage ran (its features are all 0 when it did not)."""
+    vector = semantic.embed_query(query.cleaned) if use_semantic else None
     lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
     specific = specific_values(query)
     by_entity = entity_lookup(specific, guide=guide)
-    nearest = semantic.nearest(pending, guide=guide, limit=SEMANTIC_CANDIDATES)
-    ids = list(dict.fromkeys([c.section_id for c in lexical] + by_entity + [n[0] for n in nearest]))
+    nearest = vector.nearest(guide=guide, limit=SEMANTIC_CANDIDATES) if vector else []
+    by_heading = vector.nearest(guide=guide, limit=HEADING_CANDIDATES, headings=True) if vector else []
+    ids = list(dict.fromkeys([c.section_id for c in lexical] + by_entity + [n[0] for n in nearest + by_heading]))
     facts = load_facts(ids)
     if not facts:
-        return []
+        return [], False
     top = max((c.score for c in lexical), default=0.0) or 1.0
     lexical_score = {c.section_id: c.score / top for c in lexical}
     lexical_rank = {c.section_id: rank for rank, c in enumerate(lexical)}
-    semantic_score = {sid: sim for sid, sim in nearest}
+    similarity = vector.similarity(ids) if vector else {}
+    semantic_score = {sid: body for sid, (body, _) in similarity.items()}
     semantic_rank = {sid: rank for rank, (sid, _) in enumerate(nearest)}
+    heading_rank = {sid: rank for rank, (sid, _) in enumerate(by_heading)}
     per_article = Counter(f.article_id for f in facts.values())
     article_best: dict[int, float] = {}
     for sid, value in lexical_score.items():
         if sid in facts:
             article_best[facts[sid].article_id] = max(article_best.get(facts[sid].article_id, 0.0), value)
+    semantic_best: dict[int, float] = {}
+    for sid, value in semantic_score.items():
+        if sid in facts:
+            semantic_best[facts[sid].article_id] = max(semantic_best.get(facts[sid].article_id, 0.0), value)
     rarity = term_rarity(query.terms)
     stats = EntityStats.for_query(query, specific, {f.article_id for f in facts.values()})
     query_stems = {_stem(t) for t in query.terms if len(t) > 2}
@@ -168,6 +205,10 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("lexical_rank", 1 / (2 + lexical_rank[sid]) if sid in lexical_rank else 0.0)
         put("semantic", semantic_score.get(sid, 0.0))
         put("semantic_rank", 1 / (2 + semantic_rank[sid]) if sid in semantic_rank else 0.0)
+        put("article_semantic", semantic_best.get(f.article_id, 0.0))
+        put("question_semantic", 0.0 if query.is_error else semantic_score.get(sid, 0.0))
+        put("heading_semantic", similarity[sid][1] if sid in similarity else 0.0)
+        put("heading_semantic_rank", 1 / (2 + heading_rank[sid]) if sid in heading_rank else 0.0)
         put("article_lexical", article_best.get(f.article_id, 0.0))
         put("heading_coverage", heading_coverage(query_stems, f.title))
         put("heading_rarity", heading_rarity(rarity, f.title))
@@ -190,20 +231,20 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("service_guide", stats.service_share(f.guide))
         put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
         put("entity_guide", stats.entity_share(f.guide))
-        put("entity_article", f.article_id in stats.articles)
+        put("entity_article", stats.articles.get(f.article_id, 0.0))
         put("article_candidates", math.log1p(per_article[f.article_id] - 1))
         put("entity_candidate", sid in entity_ids)
         scored.append(Scored(f, vector))
-    return scored
+    return scored, bool(similarity)
 
 
-def rank(query: AnalysedQuery, *, guide: str = "", model: Model | None = None,
-         use_semantic: bool = True) -> list[Scored]:
-    """Candidates scored by the model, best first."""
-    model = model or current_model()
-    scored = candidates(query, guide=guide, use_semantic=use_semantic)
+def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
+    """Candidates scored by the model that fits the stages that ran, best first."""
+    scored, semantic_ran = candidates(query, guide=guide)
+    model = current_ranker().model(semantic_ran)
     for entry in scored:
-        entry.score = model.score(entry.features)
+        entry.contributions = tuple(w * x for w, x in zip(model.weights, entry.features))
+        entry.score = sum(entry.contributions)
     scored.sort(key=lambda s: (-s.score, s.section_id))
     return scored
 
@@ -244,18 +285,22 @@ class EntityStats:
 
     services: list[dict[str, float]]
     specific: list[dict[str, float]]
-    articles: set[int]
+    articles: dict[int, float]  # article id -> mean share of the corpus's mentions of the paste's entities
 
     @classmethod
     def for_query(cls, query: AnalysedQuery, specific: set[str], article_ids: set[int]) -> "EntityStats":
         table = guide_shares()
         services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
         found = [table[v] for v in specific if v in table]
-        articles = set()
+        counts: dict[str, Counter] = defaultdict(Counter)
         if specific:
-            articles = set(SectionEntity.objects.filter(
-                value__in=specific, section__article_id__in=article_ids
-            ).values_list("section__article_id", flat=True).distinct())
+            for value, article, n in (SectionEntity.objects.filter(value__in=specific)
+                                      .values_list("value", "section__article_id").annotate(n=Count("id")).order_by()):
+                counts[value][article] = n
+        articles = {
+            article: sum(c[article] / sum(c.values()) for c in counts.values()) / len(counts)
+            for article in article_ids
+        } if counts else {}
         return cls(services, found, articles)
 
     def service_share(self, guide: str) -> float:

@@ -49,7 +49,7 @@ class Ranked:
     section_id: int
     article_id: int
     score: float
-    features: tuple[float, ...] = ()  # ranking.FEATURES, for the reasons shown
+    contributions: tuple[float, ...] = ()  # per ranking.FEATURES, for the reasons shown
     more_in_article: int = 0
 
 
@@ -59,7 +59,7 @@ class Result:
     score: float
     terms: tuple[str, ...] = ()
     more_in_article: int = 0
-    features: tuple[float, ...] = ()
+    contributions: tuple[float, ...] = ()
 
     @cached_property
     def snippet(self) -> SafeString:
@@ -100,7 +100,7 @@ class SearchResults(Sequence):
         sections = Section.objects.with_article().in_bulk([r.section_id for r in ranked])
         terms = tuple(self.query.terms)
         return [
-            Result(sections[r.section_id], r.score, terms, r.more_in_article, r.features)
+            Result(sections[r.section_id], r.score, terms, r.more_in_article, r.contributions)
             for r in ranked if r.section_id in sections  # a section removed since ranking is skipped
         ]
 
@@ -114,7 +114,7 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     # Section ids are one database's, and the code decides the ranking as much as the content.
     key = "ranking:" + hashlib.sha256(repr((
         connection.vendor, connection.settings_dict["NAME"], cache.release(), cache.content_version(),
-        guide, per_article, query.cleaned, ranking.current_model().weights,
+        guide, per_article, query.cleaned, ranking.current_ranker(),
         semantic.index_version() if semantic.available() else None,
     )).encode()).hexdigest()
     entries = cache.fetch(key)
@@ -130,7 +130,7 @@ def rank(query: AnalysedQuery, *, guide: str, per_article: int) -> list[Ranked]:
     shown: dict[int, list[Ranked]] = {}
     kept = []
     for scored in ranking.rank(query, guide=guide)[:CANDIDATES]:
-        entry = Ranked(scored.section_id, scored.facts.article_id, scored.score, tuple(scored.features))
+        entry = Ranked(scored.section_id, scored.facts.article_id, scored.score, scored.contributions)
         same_article = shown.setdefault(entry.article_id, [])
         if len(same_article) < per_article:
             kept.append(entry)

@@ -35,6 +35,7 @@ DIMENSIONS = 384
 # say what it is about, and short inputs keep a cold import of the corpus within minutes.
 SECTION_WORDS = 120
 SECTION_TOKENS = 192
+HEADING_TOKENS = 64
 QUERY_TOKENS = 128  # a paste's first lines carry the error
 BATCH = 32
 
@@ -98,13 +99,17 @@ def available() -> bool:
     return os.environ.get("KB_SEMANTIC", "1") != "0" and encoder() is not None
 
 
+def section_heading(title: str, article_title: str) -> str:
+    return f"{title} — {article_title}"
+
+
 def section_document(title: str, article_title: str, text: str) -> str:
     body = text[len(title):] if text.startswith(title) else text
-    return f"{title} — {article_title}: " + " ".join(body.split()[:SECTION_WORDS])
+    return f"{section_heading(title, article_title)}: " + " ".join(body.split()[:SECTION_WORDS])
 
 
 def _digest(document: str) -> str:
-    return hashlib.sha1(f"{MODEL_ID}\0{SECTION_TOKENS}\0{document}".encode()).hexdigest()
+    return hashlib.sha1(f"{MODEL_ID}\0{SECTION_TOKENS}\0{HEADING_TOKENS}\0{document}".encode()).hexdigest()
 
 
 @dataclass
@@ -129,18 +134,20 @@ def sync_embeddings(progress: Progress | None = None) -> EmbedResult:
         document = section_document(title, article_title, text)
         digest = _digest(document)
         if done.get(pk) != digest:
-            todo.append((pk, digest, document))
+            todo.append((pk, digest, document, section_heading(title, article_title)))
     todo.sort(key=lambda row: len(row[2]))  # batches of like length waste little on padding
     for start in range(0, len(todo), BATCH):
         batch = todo[start:start + BATCH]
-        vectors = model.embed([document for _, _, document in batch], SECTION_TOKENS)
-        ids = [pk for pk, _, _ in batch]
+        vectors = model.embed([row[2] for row in batch], SECTION_TOKENS)
+        headings = model.embed([row[3] for row in batch], HEADING_TOKENS)
+        ids = [row[0] for row in batch]
         with transaction.atomic():
             SectionEmbedding.objects.filter(section_id__in=ids).delete()
             live = set(Section.objects.filter(pk__in=ids).values_list("pk", flat=True))
             SectionEmbedding.objects.bulk_create([
-                SectionEmbedding(section_id=pk, digest=digest, vector=vector.tobytes())
-                for (pk, digest, _), vector in zip(batch, vectors) if pk in live  # removed meanwhile
+                SectionEmbedding(section_id=pk, digest=digest, vector=vector.tobytes(), heading=heading.tobytes())
+                for (pk, digest, _, _), vector, heading in zip(batch, vectors, headings)
+                if pk in live  # removed meanwhile
             ])
         if progress:
             progress(min(start + BATCH, len(todo)), len(todo))
@@ -155,6 +162,8 @@ class Index:
     ids: object  # numpy arrays: section ids, their guides, and one unit vector a row
     guides: object
     matrix: object
+    headings: object  # one unit vector a row, of each section's heading alone
+    rows: dict[int, int]  # section id -> row
 
 
 _index: list[Index] = []
@@ -173,9 +182,13 @@ def load_index() -> Index:
     version = index_version()
     if _index and _index[0].version == version:
         return _index[0]
-    rows = list(SectionEmbedding.objects.values_list("section_id", "section__article__guide__slug", "vector"))
-    matrix = np.frombuffer(b"".join(bytes(v) for _, _, v in rows), dtype=np.float32).reshape(len(rows), DIMENSIONS)
-    index = Index(version, np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=object), matrix)
+    rows = list(SectionEmbedding.objects.values_list("section_id", "section__article__guide__slug", "vector", "heading"))
+
+    def stack(column: int):
+        return np.frombuffer(b"".join(bytes(r[column]) for r in rows), dtype=np.float32).reshape(len(rows), DIMENSIONS)
+
+    index = Index(version, np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=object), stack(2),
+                  stack(3), {r[0]: row for row, r in enumerate(rows)})
     _index[:] = [index]
     return index
 
@@ -185,28 +198,46 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
-def embed_query(text: str) -> Future | None:
-    """Start embedding a query beside the caller's database work (onnxruntime releases the
-    GIL, so on two cores the two overlap); None without the model or text."""
+class QueryVector:
+    """A query being embedded beside the caller's database work (onnxruntime releases the
+    GIL, so on two cores the two overlap), then compared with every section."""
+
+    def __init__(self, pending: Future) -> None:
+        self._pending = pending
+        self._similarity = None
+
+    def _compute(self):
+        if self._similarity is None:
+            index = load_index()
+            vector = self._pending.result()[0]
+            self._similarity = (index, index.matrix @ vector, index.headings @ vector)
+        return self._similarity
+
+    def nearest(self, *, guide: str = "", limit: int = 50, headings: bool = False) -> list[tuple[int, float]]:
+        """(section id, cosine similarity) of the sections nearest the query, best first;
+        by their headings alone with `headings`."""
+        import numpy as np
+
+        index, body, heading = self._compute()
+        similarity = heading if headings else body
+        if not len(similarity):
+            return []
+        if guide:
+            similarity = np.where(index.guides == guide, similarity, -np.inf)
+        limit = min(limit, len(similarity))
+        top = np.argpartition(-similarity, limit - 1)[:limit]
+        top = top[np.argsort(-similarity[top], kind="stable")]
+        return [(int(index.ids[i]), float(similarity[i])) for i in top if np.isfinite(similarity[i])]
+
+    def similarity(self, section_ids: list[int]) -> dict[int, tuple[float, float]]:
+        """Cosine similarity of the query to each section that has an embedding, and to its heading."""
+        index, body, heading = self._compute()
+        return {sid: (float(body[index.rows[sid]]), float(heading[index.rows[sid]]))
+                for sid in section_ids if sid in index.rows}
+
+
+def embed_query(text: str) -> QueryVector | None:
+    """Start embedding a query; None without the model or text."""
     if not text.strip() or not available():
         return None
-    return _pool().submit(encoder().embed, [text], QUERY_TOKENS)
-
-
-def nearest(pending: Future | None, *, guide: str = "", limit: int = 50) -> list[tuple[int, float]]:
-    """(section id, cosine similarity) of the sections nearest the embedded query, best first."""
-    import numpy as np
-
-    if pending is None:
-        return []
-    index = load_index()
-    vector = pending.result()[0]
-    if not len(index.ids):
-        return []
-    similarity = index.matrix @ vector
-    if guide:
-        similarity = np.where(index.guides == guide, similarity, -np.inf)
-    limit = min(limit, len(similarity))
-    top = np.argpartition(-similarity, limit - 1)[:limit]
-    top = top[np.argsort(-similarity[top], kind="stable")]
-    return [(int(index.ids[i]), float(similarity[i])) for i in top if np.isfinite(similarity[i])]
+    return QueryVector(_pool().submit(encoder().embed, [text], QUERY_TOKENS))

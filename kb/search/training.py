@@ -20,10 +20,10 @@ import numpy as np
 from kb.models import Case, Feedback, Section
 
 from .query import analyse
-from .ranking import FEATURES, Model, Scored, candidates
+from .ranking import FEATURES, INDEX, SEMANTIC_FEATURES, Model, Ranker, Scored, candidates
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
-L2 = 1.0
+L2 = 0.3
 STEPS = 600
 FOLDS = 5
 
@@ -89,7 +89,7 @@ def featurise(cases: Iterable[Judged], *, use_semantic: bool = True,
               progress: Callable[[int], None] | None = None) -> list[Featurised]:
     out = []
     for done, case in enumerate(cases, 1):
-        scored = candidates(analyse(case.text), use_semantic=use_semantic)
+        scored, _ = candidates(analyse(case.text), use_semantic=use_semantic)
         out.append(Featurised(case, section_keys(scored), np.array([s.features for s in scored], dtype=float)
                               .reshape(len(scored), len(FEATURES))))
         if progress:
@@ -140,6 +140,25 @@ def fit(data: list[Featurised], *, l2: float = L2, steps: int = STEPS) -> Model:
         velocity = momentum * velocity - rate * gradient
         w = w + velocity
     return Model(FEATURES, tuple(float(v) for v in w / std))
+
+
+def fit_ranker(data: list[Featurised], *, l2: float = L2) -> Ranker:
+    """Both models: one with the semantic stage's features, one fitted as if it had not run."""
+    return Ranker(fit(data, l2=l2), fit(without_semantic(data), l2=l2))
+
+
+def without_semantic(data: list[Featurised]) -> list[Featurised]:
+    """The cases as ranked without the semantic stage: its features 0, and only the candidates
+    that full text or the entity lookup found."""
+    semantic = [INDEX[name] for name in FEATURES if name in SEMANTIC_FEATURES]
+    found = INDEX["lexical_rank"], INDEX["entity_candidate"]
+    out = []
+    for d in data:
+        keep = [i for i in range(len(d.keys)) if any(d.matrix[i, column] > 0 for column in found)]
+        matrix = d.matrix[keep].copy()
+        matrix[:, semantic] = 0.0
+        out.append(Featurised(d.case, [d.keys[i] for i in keep], matrix))
+    return out
 
 
 def folds(data: list[Featurised], k: int = FOLDS) -> list[list[Featurised]]:

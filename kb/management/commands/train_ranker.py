@@ -36,22 +36,27 @@ class Command(BaseCommand):
         if not judged and not desk:
             raise CommandError("nothing to train on: no evaluation file and no resolved cases or votes")
         data = training.featurise(judged + desk)
-        evaluated, signals = data[:len(judged)], data[len(judged):]
-        if evaluated:
-            self.stdout.write(f"candidate recall {training.candidate_recall(evaluated):.3f}")
-            shipped = {d.case.id: training.ranked_keys(d, ranking.shipped_model()) for d in evaluated}
-            self.stdout.write("weights in use   " + training.describe(training.metrics(judged, shipped)))
+        modes = {"semantic": data, "lexical": training.without_semantic(data)}
+        for mode, featurised in modes.items():
+            evaluated, signals = featurised[:len(judged)], featurised[len(judged):]
+            if not evaluated:
+                continue
+            self.stdout.write(f"{mode} model: candidate recall {training.candidate_recall(evaluated):.3f}")
+            in_use = ranking.shipped_ranker().model(mode == "semantic")
+            shipped = {d.case.id: training.ranked_keys(d, in_use) for d in evaluated}
+            self.stdout.write("  weights in use (fitted on these cases)   "
+                              + training.describe(training.metrics(judged, shipped)))
             crossed = training.cross_validate(evaluated, signals, l2=l2)
-            self.stdout.write(f"refit, {training.FOLDS}-fold cross-validated   "
+            self.stdout.write(f"  refit, {training.FOLDS}-fold cross-validated   "
                               + training.describe(training.metrics(judged, crossed)))
-        model = training.fit(data, l2=l2)
-        for name, weight in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
+        fitted = training.fit_ranker(data, l2=l2)
+        for name, weight in sorted(zip(fitted.semantic.features, fitted.semantic.weights), key=lambda x: -abs(x[1])):
             self.stdout.write(f"  {name:28} {weight:+.3f}")
         if write:
-            model = ranking.Model(model.features, model.weights, {
+            fitted = ranking.Ranker(fitted.semantic, fitted.lexical, {
                 "fitted": date.today().isoformat(), "cases": len(judged), "desk_cases": len(desk), "l2": l2,
             })
-            ranking.WEIGHTS_FILE.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+            ranking.WEIGHTS_FILE.write_text(json.dumps(fitted.to_json(), indent=1) + "\n", encoding="utf-8")
             self.stdout.write(f"wrote {ranking.WEIGHTS_FILE}")
         else:
             self.stdout.write("not written (use --write)")
