@@ -12,11 +12,13 @@ The rules follow AWS naming conventions, never a list of particular errors.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Bump when extraction or kinds change: every article is then re-rendered and re-recorded
 # at the next import (it is part of the importer's RENDER_VERSION).
-VERSION = "1"
+VERSION = "2"
 
 # svc:Action in policies and denials; the service is lower case (IAM's form) or capitals (SNS:Publish).
 ACTION = re.compile(r"(?<![\w:/.-])([a-z][a-z0-9-]{1,30}|[A-Z][A-Z0-9]{1,9}):([A-Z][A-Za-z0-9]{2,80})\b")
@@ -36,9 +38,13 @@ API_VERBS = frozenset(
 FAILURE_WORDS = frozenset(
     """denied invalid expired exception error errors not exceeded malformed unauthorized forbidden mismatch
     missing limit throttling throttled conflict unsupported failed failure fault unrecognized incomplete
-    unavailable no such already exists rejected timeout violation incorrect unknown bad""".split()
+    unavailable no such already exists rejected timeout violation incorrect unknown bad validation disabled
+    unsupported unprocessable""".split()
 )
 LABEL_WORDS = frozenset("code message type response id name details info".split())
+GENERIC_FAILURES = frozenset("error errors exception fault".split())
+# First words of SDK base classes: ClientError, BotoServerError, SdkClientException.
+SDK_WORDS = frozenset("client server service sdk boto botocore amazon aws".split())
 
 POLICY_TYPES = [
     # The abbreviations only in capitals: "scp" in a message is usually the copy command.
@@ -57,15 +63,26 @@ POLICY_TYPES = [
 # exception classes, CLI commands, and the "(Service: AmazonS3; ...)" field of Java SDK errors.
 SERVICE_PATTERNS = [
     re.compile(r"\barn:aws[\w-]*:([a-z0-9-]+):", re.IGNORECASE),
-    re.compile(r"\b([a-z0-9-]+)(?:\.[a-z]{2}(?:-gov)?-[a-z]+-\d)?\.amazonaws\.com\b", re.IGNORECASE),
     re.compile(r"\bcom\.amazonaws\.services\.([a-z0-9]+)\b"),
+    re.compile(r"\bsoftware\.amazon\.awssdk\.services\.([a-z0-9]+)\b"),
     re.compile(r"@aws-sdk/client-([a-z0-9-]+)"),
     re.compile(r"aws-sdk-go(?:-v2)?/service/([a-z0-9]+)"),
     re.compile(r"\b([A-Za-z0-9]+)\.Client\.exceptions\b"),
     re.compile(r"\bclient\(\s*['\"]([a-z0-9-]+)['\"]"),
-    re.compile(r"(?:^|[\s$>`'\"])aws ([a-z][a-z0-9-]+) [a-z][a-z0-9-]+", re.MULTILINE),
-    re.compile(r"\(Service:\s*(?:Amazon|AWS)\s?([A-Za-z0-9]+)\s*[;,)]"),
+    re.compile(r"\(Service:\s*([A-Za-z0-9 ]+?)\s*[;,)]"),
 ]
+# The CLI: `aws [--option value ...] COMMAND subcommand`; s3api is S3's low-level command.
+CLI = re.compile(r"(?:^|[\s$>`'\"])aws (?:--[\w-]+(?:[ =](?!-)\S+)? )*([a-z][a-z0-9-]+) [a-z][a-z0-9-]+", re.MULTILINE)
+CLI_COMMANDS = {"s3api": "s3"}
+# Endpoint hosts: the service is the last label before the region (bucket.s3.dualstack.us-east-1...,
+# bucket.s3-us-west-2..., sts.amazonaws.com).
+HOST = re.compile(r"\b((?:[a-z0-9-]+\.)*[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\b", re.IGNORECASE)
+REGION_LABEL = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d$")
+REGION_SUFFIX = re.compile(r"-[a-z]{2}(?:-gov)?-[a-z]+-\d$")
+HOST_QUALIFIERS = frozenset("dualstack fips".split())
+SERVICE_PREFIXES = re.compile(r"^(?:Amazon|AWS)(?=[A-Z0-9 ])")
+ALIASES: dict[str, str] = tomllib.loads(
+    (Path(__file__).with_name("data") / "service-aliases.toml").read_text(encoding="utf-8"))["aliases"]
 # Hosts and commands that name no service.
 NOT_SERVICES = frozenset("aws www docs console signin portal amazon configure help".split())
 
@@ -76,8 +93,8 @@ LEAD_WORDS = 40
 
 KINDS = ("troubleshooting", "procedure", "concept", "example", "reference", "tutorial")
 TROUBLE_HEADING = re.compile(
-    r"\b(?:errors?|fail(?:s|ed|ure)?|denied|can(?:'|no)t|unable|not working|troubleshoot\w*|issues?|problems?|"
-    r"resolv\w+|fix\w*)\b|^(?:I|I'm|My|Why|When I)\b", re.IGNORECASE
+    r"\b(?:errors?|fail(?:s|ed|ure)?|denied|can(?:'|no)t|unable|not working|troubleshoot\w*|issues?|problems?)\b"
+    r"|^(?:I|I'm|My|Why|When I)\b", re.IGNORECASE
 )
 REFERENCE_HEADING = re.compile(
     r"^(?:errors|request syntax|response syntax|request parameters|response elements|uri request parameters|"
@@ -113,18 +130,21 @@ def split_camel(word: str) -> list[str]:
 
 def looks_like_code(word: str) -> bool:
     """Error codes are CamelCase compounds naming a failure (AccessDenied, NotFoundException),
-    unlike field labels such as StatusCode, RequestId or ErrorMessage."""
+    unlike field labels such as StatusCode, RequestId or ErrorMessage, and unlike an SDK's
+    catch-all classes (S3Exception, AmazonServiceException), which name no failure."""
     parts = [p.lower() for p in split_camel(word)]
     if len(parts) < 2:
         return False
-    if any(p in FAILURE_WORDS and p not in ("error", "errors") for p in parts):
+    if any(p in FAILURE_WORDS and p not in GENERIC_FAILURES for p in parts):
         return True
-    return "error" in parts and parts[-1] not in LABEL_WORDS
+    return "error" in parts and parts[-1] not in LABEL_WORDS and parts[0] not in SDK_WORDS
 
 
 def looks_like_operation(word: str) -> bool:
-    parts = split_camel(word)
-    return len(parts) >= 2 and parts[0].lower() in API_VERBS and not looks_like_code(word)
+    """Verb first, and not a field label (RequestId, GetObjectOutput's fields)."""
+    parts = [p.lower() for p in split_camel(word)]
+    return (len(parts) >= 2 and parts[0] in API_VERBS and parts[-1] not in LABEL_WORDS
+            and not looks_like_code(word))
 
 
 def code_value(code: str) -> str:
@@ -134,9 +154,15 @@ def code_value(code: str) -> str:
 
 
 def service_value(name: str) -> str:
-    # CLI "s3api" is S3's low-level command; other prefixes are the service's own.
-    name = name.lower().strip()
-    return name.removesuffix("api") if name.endswith("api") and len(name) > 3 else name
+    """A service as its prefix in actions and ARNs: "AWSSecurityTokenService" and "STS" are sts."""
+    name = SERVICE_PREFIXES.sub("", name.strip()).replace(" ", "").lower() or name.lower()
+    return ALIASES.get(name, name)
+
+
+def host_service(host: str) -> str:
+    labels = [REGION_SUFFIX.sub("", label) for label in host.lower().split(".")
+              if not REGION_LABEL.match(label) and label not in HOST_QUALIFIERS]
+    return labels[-1] if labels else ""
 
 
 def extract(text: str) -> Entities:
@@ -162,11 +188,12 @@ def extract(text: str) -> Entities:
         elif looks_like_operation(word):
             _add(found.operations, word.lower())
     found.policy_types = [label for pattern, label in POLICY_TYPES if pattern.search(text)]
-    for pattern in SERVICE_PATTERNS:
-        for match in pattern.finditer(text):
-            service = service_value(match.group(1))
-            if service not in NOT_SERVICES and not service.isdigit():
-                _add(found.services, service)
+    named = [service_value(m.group(1)) for pattern in SERVICE_PATTERNS for m in pattern.finditer(text)]
+    named += [host_service(m.group(1)) for m in HOST.finditer(text)]
+    named += [CLI_COMMANDS.get(m.group(1), m.group(1)) for m in CLI.finditer(text)]
+    for service in named:
+        if service and service not in NOT_SERVICES and not service.isdigit():
+            _add(found.services, service)
     return found
 
 
@@ -189,13 +216,16 @@ def section_kind(title: str, html: str, article_slug: str, article_title: str, l
     if article_slug.startswith("API_") or REFERENCE_HEADING.match(heading) or (
             html.count("<tr") >= 4 and len(html) < 40 * html.count("<tr")):
         return "reference"
-    if "troubleshoot" in article or TROUBLE_HEADING.search(heading):
+    if "troubleshoot" in article:
         return "troubleshooting"
     if "tutorial" in article or "tutorial" in heading.lower():
         return "tutorial"
+    if TROUBLE_HEADING.search(heading):
+        return "troubleshooting"
     if "example" in heading.lower() or ("example" in article and "<pre" in html):
         return "example"
-    if "<ol" in html or heading.split(" ", 1)[0].lower().endswith("ing") or heading.lower().startswith(("to ", "how ")):
+    first, *rest = heading.lower().split(" ", 1)
+    if "<ol" in html or (first.endswith("ing") and rest) or heading.lower().startswith(("to ", "how ")):
         return "procedure"
     return "concept"
 

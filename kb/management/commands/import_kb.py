@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if check or no_embed:
             return
         if not semantic.available():
-            self.stdout.write("semantic search is off (its packages are not installed): sections were not embedded")
+            self.stdout.write("semantic search is off (KB_SEMANTIC=0, or its packages are missing): sections were not embedded")
             return
         # The text import has committed: pages and full-text search serve it while this runs.
         progress = self._progress("embedding") if sys.stderr.isatty() else None

@@ -1,0 +1,151 @@
+"""The ranking pipeline on small content: what relates a paste to a section, and the shipped weights.
+
+The guide below has two troubleshooting sections written alike but about different actions,
+so only the entity features can tell them apart.
+"""
+
+import json
+
+import pytest
+
+from kb.guided.recommend import recommend
+from kb.importer import import_content
+from kb.models import Section
+from kb.search import analyse, search
+from kb.search.ranking import (
+    FEATURES, INDEX, SEMANTIC_FEATURES, Model, Ranker, candidates, contradicts, entity_lookup, rank, shipped_ranker,
+    specific_values,
+)
+
+ROLES = """\
+# Troubleshooting role errors<a name="troubleshoot_roles"></a>
+
+Fix the errors you see when you work with roles and pass them to services.
+
+## I am not authorized to perform iam:PassRole<a name="passrole"></a>
+
+If you get an access denied error that says you are not authorized to perform an action on a role, check
+the policies attached to your user. The caller needs permission for iam:PassRole on the role
+before a service can use it. Ask your administrator to update your permissions.
+
+## I can't switch to a role<a name="assume"></a>
+
+If you get an access denied error that says you are not authorized to perform an action on a role, check
+the policies attached to your user. The caller needs permission for sts:AssumeRole on the role,
+and the role's trust policy must name the caller. Ask your administrator to update your permissions.
+
+## Denied by a permissions boundary<a name="boundary"></a>
+
+An access denied error that says no permissions boundary allows the action means the boundary set on
+the user or role leaves the action out.
+
+## Denied by a service control policy<a name="scp"></a>
+
+An access denied error with an explicit deny in a service control policy means an SCP of your
+organization denies the action.
+
+## Key not found<a name="kms-notfound"></a>
+
+The NotFoundException error means the KMS key is missing or in another Region.
+"""
+
+ASSUME_DENIAL = (
+    "An error occurred (AccessDenied) when calling the AssumeRole operation: User: "
+    "arn:aws:iam::111122223333:user/dev is not authorized to perform: sts:AssumeRole on resource: "
+    "arn:aws:iam::444455556666:role/deploy"
+)
+PASSROLE_DENIAL = (
+    "User: arn:aws:iam::111122223333:user/dev is not authorized to perform: iam:PassRole on resource: "
+    "arn:aws:iam::111122223333:role/lambda-exec"
+)
+
+
+@pytest.fixture
+def roles(db, write_guide):
+    import_content([write_guide("g", {"troubleshoot_roles.md": ROLES})])
+
+
+def anchors(results) -> list[str]:
+    return [r.section.anchor for r in results]
+
+
+def features_of(text: str) -> dict[str, list[float]]:
+    scored, _ = candidates(analyse(text))
+    return {s.facts.title: s.features for s in scored}
+
+
+def test_a_heading_about_another_action_contradicts_the_paste(roles):
+    by_title = features_of(ASSUME_DENIAL)
+    contradiction = INDEX["contradicts_heading"]
+    assert by_title["I am not authorized to perform iam:PassRole"][contradiction] == 1
+    assert by_title["I can't switch to a role"][contradiction] == 0
+
+
+def test_contradiction_is_decided_per_kind_of_entity():
+    query = analyse(ASSUME_DENIAL)
+    assert contradicts(query, {"action:iam:passrole": "h"}, ("h",))
+    assert not contradicts(query, {"action:sts:assumerole": "h", "operation:assumerole": "h"}, ("h",))
+    # A heading that names only an error code the paste does not carry is not "about another call".
+    assert not contradicts(analyse("is not authorized to perform: sts:AssumeRole"), {"code:notfound": "h"}, ("h",))
+    assert not contradicts(query, {"action:iam:passrole": "b"}, ("h",))  # a mention in the body says less
+
+
+def test_the_section_about_the_pastes_action_comes_first_though_both_share_its_words(roles):
+    assert anchors(search(ASSUME_DENIAL).results)[0] == "assume"
+    assert anchors(search(PASSROLE_DENIAL).results)[0] == "passrole"
+
+
+def test_the_policy_type_the_denial_names_picks_its_section(roles):
+    boundary = "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject because no permissions boundary allows the s3:GetObject action"
+    scp = "User: arn:aws:iam::1:user/a is not authorized to perform: s3:GetObject with an explicit deny in a service control policy"
+    assert anchors(search(boundary).results)[0] == "boundary"
+    assert anchors(search(scp).results)[0] == "scp"
+
+
+def test_sections_about_the_pastes_code_are_candidates_through_the_entity_lookup(roles):
+    query = analyse("KMS.NotFoundException: Invalid keyId")
+    assert "code:notfound" in specific_values(query)
+    found = entity_lookup(specific_values(query))
+    assert Section.objects.get(anchor="kms-notfound").pk in found
+    scored, _ = candidates(query)
+    by_anchor = {Section.objects.get(pk=s.section_id).anchor: s.features for s in scored}
+    assert by_anchor["kms-notfound"][INDEX["entity_candidate"]] == 1
+
+
+def test_every_score_is_the_sum_of_its_shown_contributions(roles):
+    for entry in rank(analyse(ASSUME_DENIAL)):
+        assert entry.score == pytest.approx(sum(entry.contributions))
+
+
+def test_reasons_name_the_entities_that_moved_the_section(roles):
+    item = recommend(ASSUME_DENIAL).items[0]
+    assert item.section.anchor == "assume"
+    assert any("sts:AssumeRole" in reason for reason in item.why), item.why
+    assert not any("iam:PassRole" in reason for reason in item.why)
+
+
+def test_the_shipped_weights_load_with_a_model_for_each_stage():
+    ranker = shipped_ranker()
+    assert ranker.semantic.features == FEATURES and ranker.lexical.features == FEATURES
+    assert all(w == w and abs(w) < 100 for w in ranker.semantic.weights + ranker.lexical.weights)
+    assert any(ranker.semantic.weights[INDEX[name]] for name in SEMANTIC_FEATURES)
+    assert ranker.lexical.without_semantic()
+
+
+def test_weights_for_an_unknown_feature_are_refused():
+    data = {"features": ["lexical", "no_such_feature"], "weights": [1.0, 2.0]}
+    with pytest.raises(ValueError, match="no_such_feature"):
+        Model.from_json(data)
+
+
+def test_a_lexical_model_that_weighs_semantic_features_is_refused():
+    model = {"features": ["lexical", "semantic"], "weights": [1.0, 1.0]}
+    with pytest.raises(ValueError, match="semantic"):
+        Ranker.from_json({"semantic": model, "lexical": model})
+
+
+def test_a_feature_added_since_the_fit_counts_for_nothing_until_the_next():
+    model = Model.from_json({"features": ["lexical"], "weights": [2.0]})
+    assert model.weights[INDEX["lexical"]] == 2.0
+    assert sum(abs(w) for w in model.weights) == 2.0
+    assert json.loads(json.dumps(model.to_json()))["features"] == list(FEATURES)

@@ -1,0 +1,204 @@
+"""Semantic retrieval (kb/search/semantic.py) with the real int8 MiniLM model on CPU.
+
+A tiny guide of three articles on distinct topics is loaded with the real importer and
+embedded: each section once, again only when its text changes, never after it is removed.
+Queries phrased without the sections' words find them by meaning; with KB_SEMANTIC=0
+search still answers from full text and entities, and `import_kb` reports what it embedded.
+"""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from kb.importer import import_content
+from kb.models import Section, SectionEmbedding
+from kb.search import search, semantic
+
+KEYS = """\
+# Managing access keys<a name="access-keys"></a>
+
+Access keys are long\\-term credentials for an IAM user\\.
+
+## Rotating access keys<a name="rotate-keys"></a>
+
+Create a second access key, update every application to use the new key, then deactivate and delete the old key\\.
+"""
+
+KMS = """\
+# Protecting data with server\\-side encryption<a name="sse"></a>
+
+Amazon S3 encrypts objects when it writes them to disk\\.
+
+## Encrypting a bucket with a KMS key<a name="sse-kms"></a>
+
+Set the bucket's default encryption to SSE\\-KMS and choose a customer managed key in AWS KMS\\.
+"""
+
+LAMBDA = """\
+# Configuring Lambda function options<a name="configuration"></a>
+
+Memory, environment variables and the timeout are set for each function\\.
+
+## Function timeout<a name="timeout"></a>
+
+Lambda stops an invocation when it runs longer than the timeout, 3 seconds by default\\. Raise the timeout for slow work\\.
+"""
+
+
+@pytest.fixture
+def guide(db, write_guide):
+    """The three articles, imported (not yet embedded); returns the guide folder to edit."""
+    folder = write_guide("ops", {"keys.md": KEYS, "kms.md": KMS, "lambda.md": LAMBDA}, title="Operations Guide")
+    import_content([folder])
+    return folder
+
+
+@pytest.fixture
+def embedded(guide):
+    semantic.sync_embeddings()
+    return guide
+
+
+def section_id(article: str, anchor: str) -> int:
+    return Section.objects.get(article__slug=article, anchor=anchor).pk
+
+
+def embeddings() -> dict[int, tuple[str, bytes]]:
+    """Section id -> (digest, vector) of every stored embedding."""
+    return {e.section_id: (e.digest, bytes(e.vector)) for e in SectionEmbedding.objects.all()}
+
+
+# Keeping embeddings in step with content
+
+
+def test_every_section_is_embedded_once_and_a_second_sync_embeds_nothing(guide):
+    assert semantic.available()
+    total = Section.objects.count()
+
+    first = semantic.sync_embeddings()
+    assert (first.embedded, first.total) == (total, total)
+    assert set(SectionEmbedding.objects.values_list("section_id", flat=True)) == set(
+        Section.objects.values_list("pk", flat=True)
+    )
+
+    # Unchanged text is not embedded again (a re-import of the corpus must not cost minutes).
+    second = semantic.sync_embeddings()
+    assert (second.embedded, second.total) == (0, total)
+
+
+def test_editing_one_article_re_embeds_only_its_sections(embedded):
+    before = embeddings()
+    lambda_sections = set(Section.objects.filter(article__slug="lambda").values_list("pk", flat=True))
+
+    # The article title is part of every one of its sections' embedded text.
+    (embedded / "lambda.md").write_text(LAMBDA.replace("Configuring Lambda function options", "Lambda function settings"))
+    import_content([embedded])
+    result = semantic.sync_embeddings()
+
+    after = embeddings()
+    assert result.embedded == len(lambda_sections) == 2
+    assert set(after) == set(before)  # the importer kept section ids
+    changed = {pk for pk in after if after[pk] != before[pk]}
+    assert changed == lambda_sections
+
+
+def test_a_removed_articles_embeddings_go_with_it(embedded):
+    kms_sections = set(Section.objects.filter(article__slug="kms").values_list("pk", flat=True))
+    assert kms_sections <= set(embeddings())
+
+    (embedded / "kms.md").unlink()
+    import_content([embedded])
+
+    assert not SectionEmbedding.objects.filter(section_id__in=kms_sections).exists()
+    assert SectionEmbedding.objects.count() == Section.objects.count() == 4
+    assert semantic.sync_embeddings().embedded == 0
+
+
+# Queries
+
+
+@pytest.mark.parametrize(
+    "question, article, anchor",
+    [
+        ("my function stops after a few seconds", "lambda", "timeout"),
+        ("how do I replace old credentials", "keys", "rotate-keys"),
+        ("encrypt my bucket with my own key", "kms", "sse-kms"),
+    ],
+)
+def test_a_paraphrase_finds_its_section_first(embedded, question, article, anchor):
+    nearest = semantic.embed_query(question).nearest()
+    assert nearest[0][0] == section_id(article, anchor)
+    assert len(nearest) == Section.objects.count()
+    scores = [score for _, score in nearest]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_similarity_scores_the_given_embedded_sections(embedded):
+    # An article added after the last sync has sections but no embeddings yet.
+    (embedded / "new.md").write_text('# Unembedded<a name="new"></a>\n\nNot embedded yet\\.\n')
+    import_content([embedded])
+    new = section_id("new", "new")
+    timeout, sse_kms = section_id("lambda", "timeout"), section_id("kms", "sse-kms")
+
+    query = semantic.embed_query("my function stops after a few seconds")
+    scores = query.similarity([timeout, sse_kms, new])
+
+    assert set(scores) == {timeout, sse_kms}  # sections without an embedding are left out
+    for body, heading in scores.values():
+        assert isinstance(body, float) and isinstance(heading, float)
+        assert -1.0 <= body <= 1.0 and -1.0 <= heading <= 1.0
+    assert scores[timeout][0] > scores[sse_kms][0]
+    # The same cosine as nearest() reports, so ranking features agree with retrieval.
+    assert scores[timeout][0] == pytest.approx(dict(query.nearest())[timeout])
+
+
+def test_blank_query_is_not_embedded(embedded):
+    assert semantic.embed_query("  \n ") is None
+
+
+# Switched off
+
+
+def test_with_semantic_off_search_falls_back_to_full_text_and_entities(embedded, monkeypatch):
+    monkeypatch.setenv("KB_SEMANTIC", "0")
+
+    assert not semantic.available()
+    assert semantic.embed_query("my function stops after a few seconds") is None
+
+    top = search("rotate access keys").results[0].section
+    assert (top.article.slug, top.anchor) == ("keys", "rotate-keys")
+    top = search("KMS key for bucket encryption").results[0].section
+    assert (top.article.slug, top.anchor) == ("kms", "sse-kms")
+
+
+def test_with_semantic_off_sync_embeds_nothing(guide, monkeypatch):
+    monkeypatch.setenv("KB_SEMANTIC", "0")
+    assert semantic.sync_embeddings().embedded == 0
+    assert not SectionEmbedding.objects.exists()
+
+
+# The import command
+
+
+def run_import(*args) -> str:
+    out = StringIO()
+    call_command("import_kb", *map(str, args), stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_import_command_reports_how_many_sections_it_embedded(db, write_guide):
+    folder = write_guide("ops", {"keys.md": KEYS, "lambda.md": LAMBDA})
+
+    assert "4 of 4 section(s) embedded" in run_import(folder)
+    assert SectionEmbedding.objects.count() == 4
+    assert "0 of 4 section(s) embedded" in run_import(folder)
+
+
+def test_import_command_without_embedding(db, write_guide, monkeypatch):
+    folder = write_guide("ops", {"keys.md": KEYS})
+
+    assert "embedded" not in run_import(folder, "--no-embed")
+    monkeypatch.setenv("KB_SEMANTIC", "0")
+    assert "were not embedded" in run_import(folder)
+    assert not SectionEmbedding.objects.exists()
