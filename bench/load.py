@@ -138,14 +138,14 @@ def prepare(database_url: str) -> dict:
 
     from kb.importer import import_content
     from kb.models import Article, Guide
-    from kb.search.evaluation import load_cases
+    from kb.search.training import load_judged
 
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     started = time.perf_counter()
     report = import_content([CORPUS])  # which syncs the search index too
     print(f"   import and index: {report.summary()} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    errors = [case["query"] for case in load_cases(ERRORS)]
+    errors = [case.text for case in load_judged(ERRORS)]
     return {
         "articles": [a.get_absolute_url() for a in Article.objects.select_related("guide").only("slug", "guide__slug")],
         "guides": [g.get_absolute_url() for g in Guide.objects.only("slug")],

@@ -16,7 +16,7 @@ from kb.guided.recommend import recommend
 from kb.importer import ImportFailed, ImportReport, import_content
 from kb.models import Article, Guide
 from kb.search import search, sync_index
-from kb.search.evaluation import load_cases, run, score
+from kb.search.training import load_judged, metrics
 
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "corpus")
 
@@ -30,10 +30,11 @@ FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+).+?\1")
 APPLEDOUBLE = CORPUS / "iam-user-guide" / "._reference_policies_condition-keys.md"
 EVAL = CORPUS.parent / "eval" / "errors-dev.jsonl"
-# Floors a little under what bench/relevance.py measures (search: section R@3 0.46,
-# MRR@10 0.41, article R@3 0.61 on SQLite; 0.49, 0.40, 0.61 on PostgreSQL), so relevance
-# cannot silently regress.
-RELEVANCE_FLOORS = {("section", "R@3"): 0.40, ("section", "MRR@10"): 0.35, ("article", "R@3"): 0.50}
+QRELS = CORPUS.parent / "eval" / "qrels-dev.jsonl"
+# Floors a little under what bench/relevance.py measures without the semantic stage (the
+# corpus is not embedded here), with the shipped weights: S@3 0.525, H@3 0.733, nDCG@5 0.435
+# on SQLite; the plain FTS5 baseline is 0.367, 0.583, 0.324. Relevance cannot silently regress.
+RELEVANCE_FLOORS = {"S@3": 0.45, "H@3": 0.65, "nDCG@5": 0.38}
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +163,16 @@ def test_no_stray_backslash_escapes_outside_code(corpus):
     assert stray == [], "\n".join(stray[:20])
 
 
-@pytest.mark.skipif(not EVAL.is_file(), reason=f"labelled error set not found at {EVAL}")
+@pytest.mark.skipif(not QRELS.is_file(), reason=f"judged error set not found at {QRELS}")
 @pytest.mark.parametrize("path", ["search", "recommend"])
-def test_relevance_on_the_labelled_errors_stays_above_its_floor(corpus, path):
-    cases = load_cases(EVAL)
+def test_relevance_on_the_judged_errors_stays_above_its_floor(corpus, path, monkeypatch):
+    monkeypatch.setenv("KB_SEMANTIC", "0")
+    cases = load_judged(EVAL, QRELS)
     rank = {
         "search": lambda text: [result.section for result in search(text, limit=10).results],
         "recommend": lambda text: [item.section for item in recommend(text, limit=10).items],
     }[path]
-    scores = score(cases, run(cases, rank))
-    below = {f"{level} {metric}": round(scores[level][metric], 3)
-             for (level, metric), floor in RELEVANCE_FLOORS.items() if scores[level][metric] < floor}
+    ranking = {case.id: [(s.article.guide.slug, s.article.slug, s.anchor) for s in rank(case.text)] for case in cases}
+    figures = metrics(cases, ranking)
+    below = {name: round(figures[name], 3) for name, floor in RELEVANCE_FLOORS.items() if figures[name] < floor}
     assert not below, f"{path} relevance fell below its floor: {below}"
