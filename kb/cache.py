@@ -76,6 +76,9 @@ def content_generation() -> str | None:
         if token is None:  # never set, or evicted: start one (a lost token only costs misses)
             shared.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
             token = shared.get(GENERATION_KEY)
+        if token is None:  # a key that holds no token (written as None) would otherwise stay
+            token = uuid.uuid4().hex
+            shared.set(GENERATION_KEY, token, timeout=None)
     except Exception:
         logger.exception("shared cache unavailable")
         token = None

