@@ -6,7 +6,7 @@ or first words name the paste's action, operation or error code) and, when its m
 installed, the semantic retriever. Each candidate gets one feature vector (FEATURES); the
 weights in ranker.json, fitted on judged cases by `manage.py train_ranker`
 (kb.search.training), turn it into a score. The features say why a section fits, so the
-reasons shown to a person are read off the same vector (`Scored.reasons()`).
+reasons shown to a person are read off each feature's contribution (kb.guided.recommend).
 """
 
 from __future__ import annotations
@@ -201,10 +201,10 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         f = facts.get(sid)
         if f is None:  # removed since the index was read
             continue
-        vector = [0.0] * len(FEATURES)
+        row = [0.0] * len(FEATURES)
 
         def put(name: str, value: float) -> None:
-            vector[INDEX[name]] = float(value)
+            row[INDEX[name]] = float(value)
 
         put("lexical", lexical_score.get(sid, 0.0))
         put("lexical_rank", 1 / (2 + lexical_rank[sid]) if sid in lexical_rank else 0.0)
@@ -239,7 +239,7 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("entity_article", stats.articles.get(f.article_id, 0.0))
         put("article_candidates", math.log1p(per_article[f.article_id] - 1))
         put("entity_candidate", sid in entity_ids)
-        scored.append(Scored(f, vector))
+        scored.append(Scored(f, row))
     return scored, bool(similarity)
 
 
