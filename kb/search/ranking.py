@@ -34,7 +34,7 @@ WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
 LEXICAL_CANDIDATES = 100
 ENTITY_CANDIDATES = 30
 SEMANTIC_CANDIDATES = 50
-HEADING_CANDIDATES = 20
+HEADING_CANDIDATES = 50
 # A typed query of this many terms or fewer is a topic to look up: full text and entities
 # rank it well, and the semantic stage would cost more than its whole budget.
 KEYWORD_TERMS = 3
