@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,15 +85,13 @@ def desk_judged() -> list[Judged]:
     return [case for case in judged.values() if any(g == 2 for g in case.grades.values())]
 
 
-def featurise(cases: Iterable[Judged], *, use_semantic: bool = True,
-              progress: Callable[[int], None] | None = None) -> list[Featurised]:
+def featurise(cases: Iterable[Judged]) -> list[Featurised]:
+    """Each case's candidates and their feature rows, as ranking sees them now."""
     out = []
-    for done, case in enumerate(cases, 1):
-        scored, _ = candidates(analyse(case.text), use_semantic=use_semantic)
-        out.append(Featurised(case, section_keys(scored), np.array([s.features for s in scored], dtype=float)
-                              .reshape(len(scored), len(FEATURES))))
-        if progress:
-            progress(done)
+    for case in cases:
+        scored, _ = candidates(analyse(case.text))
+        matrix = np.array([s.features for s in scored], dtype=float).reshape(len(scored), len(FEATURES))
+        out.append(Featurised(case, section_keys(scored), matrix))
     return out
 
 
