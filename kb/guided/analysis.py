@@ -19,10 +19,8 @@ PRINCIPAL = re.compile(
     r"\b(?:User|Principal)\s*:\s*(arn:aws[\w-]*:(?:iam|sts)::(?P<account>[^:\s]*):(?P<kind>[\w-]+)/?(?P<name>[^\s\"',]*))",
     re.IGNORECASE,
 )
-ANY_ARN = re.compile(r"\barn:aws[\w-]*:(?P<service>[\w-]*):[^\s:]*:(?P<account>[^:\s]*):[^\s\"',;)]+")
 RESOURCE = re.compile(r"\bon resource:?\s*[\"']?(?P<resource>[^\s\"',;]+(?:\s+[^\s\"',;]+)?)", re.IGNORECASE)
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-SERVICE_FIELD = re.compile(r"\(Service:\s*([\w .-]+?)\s*[;,)]", re.IGNORECASE)
 
 EXPLICIT = re.compile(r"explicit(?:ly)?\s+den(?:y|ied)", re.IGNORECASE)
 IMPLICIT = re.compile(
@@ -106,7 +104,7 @@ def explain(text: str, query: AnalysedQuery | None = None) -> ErrorAnalysis:
     resource = RESOURCE.search(raw)
     if resource:
         result.resource = resource.group("resource").split(" because")[0].split(" with")[0].rstrip(".")
-    result.service = _service(raw, query)
+    result.service = _service(query)
     result.access_denied = bool(NOT_AUTHORIZED.search(raw))
     result.denial = "explicit" if EXPLICIT.search(raw) else "implicit" if IMPLICIT.search(raw) else ""
     result.policy_types = [label for pattern, label in POLICY_TYPES if pattern.search(raw)]
@@ -129,14 +127,13 @@ def _describe_principal(kind: str, name: str, arn: str) -> dict:
     return described
 
 
-def _service(raw: str, query: AnalysedQuery) -> str:
-    if query.actions:
-        return query.actions[0].split(":", 1)[0]
-    field_match = SERVICE_FIELD.search(raw)
-    if field_match:
-        return field_match.group(1).strip()
-    arns = [m.group("service") for m in ANY_ARN.finditer(raw) if m.group("service") not in ("iam", "sts", "")]
-    return arns[0] if arns else ""
+def _service(query: AnalysedQuery) -> str:
+    """The service the error is about: its action's, else the first the text names besides
+    IAM and STS (a principal's ARN says who called, not which service refused)."""
+    entities = query.entities
+    if entities.actions:
+        return entities.actions[0].split(":", 1)[0]
+    return next((s for s in entities.services if s not in ("iam", "sts")), "")
 
 
 def _summary(a: ErrorAnalysis) -> list[str]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from kb.models import Case, Feedback, Section, SectionEntity
+from kb.models import Case, Feedback, Section
 from kb.search import AnalysedQuery, Result, search
-from kb.search.entities import HEADING, LEAD, code_value
+from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.query import tokens
-from kb.search.ranking import FEATURES
+from kb.search.ranking import FEATURES, load_facts
 from kb.search.results import result_dict
 
 from .activities import Activity
@@ -112,10 +112,10 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
     order = sorted(ranked.values(), key=lambda result: -result.score)[:limit]
-    zones = _zones([r.section.pk for r in order])
+    facts = load_facts([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
-                    _why(r, zones.get(r.section.pk, {}), analysis, query, activity, service,
+                    _why(r, facts[r.section.pk].zones if r.section.pk in facts else {}, analysis, query, activity, service,
                          net.get(section_key(r.section), 0)))
         for r in order
     ]
@@ -138,20 +138,12 @@ def _add_learned_sections(ranked: dict[Key, Result], net: dict[Key, int], terms:
             ranked[key] = Result(section, floor + learned_adjustment(net[key]), terms)
 
 
-def _zones(section_ids: list[int]) -> dict[int, dict[str, str]]:
-    zones: dict[int, dict[str, str]] = {}
-    for sid, value, zone in SectionEntity.objects.filter(section_id__in=section_ids).values_list(
-            "section_id", "value", "zone"):
-        zones.setdefault(sid, {})[value] = zone
-    return zones
-
-
 def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...]) -> list[tuple[str, str]]:
     """(label, value as the paste wrote it) for each of the paste's actions, operations and codes
     that the section names in `where`."""
     found = []
     for label, kind, values, normal in (
-        ("action", "action", analysis.actions, lambda v: ":".join(map(str.lower, v.split(":", 1)))),
+        ("action", "action", analysis.actions, lambda v: action_value(*v.split(":", 1))),
         ("operation", "operation", analysis.operations, str.lower),
         ("error code", "code", analysis.codes, code_value),
     ):
@@ -169,7 +161,7 @@ def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: 
     if moved & {"names_entity_heading", "names_entity_lead"}:
         reasons.extend(f"About {value}, the {label} in your error" for label, value in _named(analysis, zones, (HEADING, LEAD)))
     elif "names_entity_body" in moved:
-        reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, ("b",)))
+        reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, (BODY,)))
     if "policy_match" in moved:
         policies = [p for p in query.entities.policy_types if zones.get(f"policy:{p}") in (HEADING, LEAD)]
         reasons.extend(f"Covers the {policy} your error names" for policy in policies)

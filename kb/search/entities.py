@@ -159,6 +159,11 @@ def service_value(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def action_value(service: str, name: str) -> str:
+    """sts:AssumeRole and STS:AssumeRole are one action."""
+    return f"{service_value(service)}:{name.lower()}"
+
+
 def host_service(host: str) -> str:
     labels = [REGION_SUFFIX.sub("", label) for label in host.lower().split(".")
               if not REGION_LABEL.match(label) and label not in HOST_QUALIFIERS]
@@ -172,7 +177,7 @@ def extract(text: str) -> Entities:
     for match in ACTION.finditer(text):
         service, name = service_value(match.group(1)), match.group(2)
         named_actions.add(name)
-        _add(found.actions, f"{service}:{name.lower()}")
+        _add(found.actions, action_value(service, name))
         _add(found.services, service)
         _add(found.operations, name.lower())  # the action's API operation (or its permission-only name)
     for match in CALLED_OPERATION.finditer(text):

@@ -93,7 +93,7 @@ class Model:
     def score(self, vector: list[float]) -> float:
         return sum(w * x for w, x in zip(self.weights, vector))
 
-    def without_semantic(self) -> bool:
+    def ignores_semantic(self) -> bool:
         return not any(w for name, w in zip(self.features, self.weights) if name in SEMANTIC_FEATURES)
 
     def to_json(self) -> dict:
@@ -128,7 +128,7 @@ class Ranker:
     @classmethod
     def from_json(cls, data: dict) -> "Ranker":
         lexical = Model.from_json(data["lexical"])
-        if not lexical.without_semantic():
+        if not lexical.ignores_semantic():
             raise ValueError("ranker weights: the lexical model gives weight to semantic features")
         meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical")}
         return cls(Model.from_json(data["semantic"]), lexical, meta)

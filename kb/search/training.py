@@ -80,8 +80,8 @@ def desk_judged() -> list[Judged]:
     for vote in Feedback.objects.filter(diagnosis__isnull=False).select_related("diagnosis"):
         grades = case_for(vote.diagnosis).grades
         key = (vote.guide_slug, vote.article_slug, vote.anchor)
-        grade = 2 if vote.vote == Feedback.Vote.HELPED else 0
-        grades[key] = max(grades.get(key, grade), grade) if grade else grades.get(key, 0)
+        # "Not this" is a 0 unless a resolution or another vote made the section the answer.
+        grades[key] = max(grades.get(key, 0), 2 if vote.vote == Feedback.Vote.HELPED else 0)
     return [case for case in judged.values() if any(g == 2 for g in case.grades.values())]
 
 

@@ -129,7 +129,7 @@ def test_the_shipped_weights_load_with_a_model_for_each_stage():
     assert ranker.semantic.features == FEATURES and ranker.lexical.features == FEATURES
     assert all(w == w and abs(w) < 100 for w in ranker.semantic.weights + ranker.lexical.weights)
     assert any(ranker.semantic.weights[INDEX[name]] for name in SEMANTIC_FEATURES)
-    assert ranker.lexical.without_semantic()
+    assert ranker.lexical.ignores_semantic()
 
 
 def test_weights_for_an_unknown_feature_are_refused():
