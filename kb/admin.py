@@ -77,7 +77,7 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ["reference", "name", "email"]
     fields = [
         "reference", "desk_page", "diagnosis", "name", "email", "details", "status", "assignee", "content_missing",
-        "section", "guide_slug", "article_slug", "anchor", "staff_notes", "created_at", "updated_at",
+        "section", "guide_slug", "article_slug", "anchor", "created_at", "updated_at",
     ]
     readonly_fields = ["desk_page", "created_at", "updated_at"]
 
