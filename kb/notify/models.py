@@ -9,11 +9,11 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
-# Waits before the 2nd, 3rd, ... attempt: 1 minute doubling up to 6 hours; after
-# MAX_ATTEMPTS the row is left failed for staff to see in the admin.
+# Waits before the 2nd, 3rd, ... attempt: 1 minute doubling up to 6 hours, so 12 attempts
+# span about 20 hours; after the last, the row is left failed for staff to see in the admin.
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
-MAX_ATTEMPTS = 10
+MAX_ATTEMPTS = 12
 
 
 class DeliveryQuerySet(models.QuerySet):
