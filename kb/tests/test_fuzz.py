@@ -168,6 +168,14 @@ def test_every_route_is_fuzzed():
     assert route_names() <= {t.url_name for t in TARGETS}
 
 
+@pytest.mark.parametrize("target", [t for t in TARGETS if t.kwargs(Fixtures("g", "a", "t", "t", "r"))], ids=lambda t: t.url_name)
+def test_a_control_character_in_a_path_is_not_found(target: Target, admin_client):
+    """No key holds one; PostgreSQL cannot even compare text with a NUL (a 500 before)."""
+    path = reverse(target.url_name, kwargs={key: "x" for key in target.kwargs(Fixtures("g", "a", "t", "t", "r"))})
+    for bad in ("%00", "a%00b", "%1b", "%7f"):
+        assert admin_client.get(path.replace("/x", "/" + bad, 1)).status_code == 404
+
+
 def stored_state() -> dict[str, object]:
     """What a request must never lose or change: every model's row count, and the content."""
     counts = {model._meta.label: model.objects.count() for model in apps.get_app_config("kb").get_models()}
