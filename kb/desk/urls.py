@@ -7,6 +7,6 @@ app_name = "desk"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
-    path("cases/<str:reference>/", views.case, name="case"),
+    path("cases/<key:reference>/", views.case, name="case"),
     path("insights/", views.insights, name="insights"),
 ]

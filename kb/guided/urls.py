@@ -6,10 +6,10 @@ app_name = "guided"
 
 urlpatterns = [
     path("troubleshoot/", views.start, name="start"),
-    path("troubleshoot/<str:token>/", views.answer, name="answer"),
-    path("troubleshoot/<str:token>/feedback/", views.feedback, name="feedback"),
-    path("troubleshoot/<str:token>/fixed/", views.fixed, name="fixed"),
-    path("troubleshoot/<str:token>/case/", views.case, name="case"),
+    path("troubleshoot/<key:token>/", views.answer, name="answer"),
+    path("troubleshoot/<key:token>/feedback/", views.feedback, name="feedback"),
+    path("troubleshoot/<key:token>/fixed/", views.fixed, name="fixed"),
+    path("troubleshoot/<key:token>/case/", views.case, name="case"),
     path("feedback/", views.section_feedback, name="section-feedback"),
     path("api/v1/recommend", views.api_recommend, name="api-recommend"),
 ]
