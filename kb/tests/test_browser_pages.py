@@ -68,7 +68,7 @@ class Site:
 def site(transactional_db, write_guide, django_user_model) -> Site:
     import_content([write_guide("long", {"index.md": INDEX, "troubleshoot_long.md": ARTICLE}, title="Long Guide")])
     escalated = start_diagnosis(PASTE, {"activity": "", "service": ""})
-    case = open_case(escalated, name="Pat " + "P" * 300, email="pat@example.com", details=LONG_LINE)
+    case = open_case(escalated, name="Pat " + "P" * 190, email="pat@example.com", details=LONG_LINE)
     record_feedback(Section.objects.get(anchor="bucket-policy"), "not_this", escalated)
     unsent = start_diagnosis(PASTE, {"activity": "", "service": ""})
     staff = django_user_model.objects.create_user("staffer", password="pw", is_staff=True)
