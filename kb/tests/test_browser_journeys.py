@@ -78,11 +78,15 @@ def staff(django_user_model):
     return django_user_model.objects.create_user("desk", password="desk-password", is_staff=True)
 
 
-class Mouse:
-    """Points and clicks, as most people do."""
+class Person:
+    """Someone using one page: fills fields, chooses options and activates controls."""
 
     def __init__(self, page):
         self.page = page
+
+
+class Mouse(Person):
+    """Points and clicks, as most people do."""
 
     def fill(self, field, text: str) -> None:
         field.fill(text)
@@ -94,7 +98,7 @@ class Mouse:
         control.click()
 
 
-class Keyboard(Mouse):
+class Keyboard(Person):
     """Tab, Shift+Tab, Enter, Space and typing only; checks the focus outline at every stop."""
 
     def focus(self, target) -> None:
@@ -102,11 +106,11 @@ class Keyboard(Mouse):
         for _ in range(300):
             if target.evaluate("el => el === document.activeElement"):
                 return
-            before = target.evaluate(
+            target_is_above = target.evaluate(
                 "el => !!document.activeElement && document.activeElement !== document.body"
                 " && !!(el.compareDocumentPosition(document.activeElement) & Node.DOCUMENT_POSITION_FOLLOWING)"
             )
-            self.page.keyboard.press("Shift+Tab" if before else "Tab")
+            self.page.keyboard.press("Shift+Tab" if target_is_above else "Tab")
             stop = self.page.evaluate(FOCUS_STOP)
             assert stop is None or stop["outlined"], f"no visible focus on {stop['html']}"
         raise AssertionError(f"could not reach {target} with Tab")
@@ -126,8 +130,8 @@ class Keyboard(Mouse):
 
 
 def unreachable_controls(page) -> list[str]:
-    """The visible controls that Tab never reaches from the top of the page, and the stops on
-    the way that showed no focus outline."""
+    """The visible controls that Tab never reaches (going round the page from wherever focus
+    starts), and the stops on the way that showed no focus outline."""
     count = page.evaluate(
         """(selector) => {
           const controls = [...document.querySelectorAll(selector)].filter(el => el.checkVisibility());
