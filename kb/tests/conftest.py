@@ -1,4 +1,5 @@
-"""Fixtures shared by the kb tests: plain static storage, and tiny guides written to disk.
+"""Fixtures shared by the kb tests: plain static storage, tiny guides written to disk, and a
+real browser for the tests marked `browser`.
 
 Tests build content the way authors do, as markdown files in a guide folder, and load it
 with the real importer: `import_content([write_guide("g", {"a.md": "# A..."})])`.
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 
 from kb.cache import new_content_generation
 
@@ -61,3 +63,50 @@ def write_guide(tmp_path: Path) -> WriteGuide:
         return folder
 
     return write
+
+
+# Real-browser tests (marker `browser`) ----------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium per test module, driven by Playwright's sync API."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API keeps an event loop running in this thread, and Django
+        # refuses ORM calls (test set-up, teardown) from such a thread unless allowed.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """Return `open_page(width=1280, scheme="light", session=None) -> Page`: a page in a
+    fresh browser context on the live server, signed in when given a session cookie value."""
+    contexts = []
+
+    def open_page(*, width: int = 1280, scheme: str = "light", session: str | None = None):
+        context = browser.new_context(
+            viewport={"width": width, "height": 800}, color_scheme=scheme, base_url=live_server.url,
+        )
+        contexts.append(context)
+        if session:
+            context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

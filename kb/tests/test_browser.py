@@ -1,25 +1,14 @@
 """What only a real browser shows: topic links scroll to their heading, the topics filter
 narrows as you type, and permalinks copy the section URL.
 
-Drives Debian's Chromium through Playwright against pytest-django's live server.
+Drives Debian's Chromium through Playwright (conftest's `browser`) against pytest-django's live server.
 """
-
-from pathlib import Path
 
 import pytest
 
 from kb.importer import import_content
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 
 TOPICS = [
@@ -43,25 +32,9 @@ PARAGRAPH = (
 )
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with pytest.MonkeyPatch.context() as patch:
-        # Playwright's sync API keeps an event loop running in this thread, and Django
-        # refuses ORM calls (test set-up, teardown) from such a thread unless allowed.
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-
-
 @pytest.fixture
-def page(browser, live_server, long_article):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def page(open_page, long_article):
+    return open_page()
 
 
 @pytest.fixture
