@@ -7,7 +7,8 @@ Times three ways over the same inputs: the regular expressions alone (what redac
 before detect-secrets' plugins), every plugin on every line, and `redact()` as shipped (a
 plugin runs only where one of its hints is in the text). Inputs: the pasted errors of
 ../shared/eval/errors-dev.jsonl when present (typical pastes), and 20 KB of generated
-terminal output (botocore debug log with request ids, ARNs and one secret). Prints the
+terminal output (botocore debug log with request ids, ARNs and one secret) and of
+`aws s3api list-objects-v2` JSON (a quoted key and digest on every object). Prints the
 median milliseconds per paste; the target is well under 5 ms for a typical paste.
 """
 
@@ -63,6 +64,19 @@ def terminal_output(size: int, rng: random.Random) -> str:
     return "".join(lines)
 
 
+def json_output(size: int, rng: random.Random) -> str:
+    """`aws s3api list-objects-v2` output: a "Key" and a quoted digest on every object."""
+    objects = []
+    while sum(map(len, objects)) < size:
+        digest = "%032x" % rng.getrandbits(128)
+        objects.append(
+            f'        {{\n            "Key": "logs/2024/03/{rng.randrange(1, 29):02d}/app-{rng.randrange(10**6)}.log",\n'
+            f'            "LastModified": "2024-03-05T12:00:00+00:00",\n            "ETag": "\\"{digest}\\"",\n'
+            f'            "Size": {rng.randrange(10**7)},\n            "StorageClass": "STANDARD"\n        }}'
+        )
+    return '{\n    "Contents": [\n' + ",\n".join(objects) + "\n    ]\n}\n"
+
+
 def median_ms(function: Callable[[str], str], texts: list[str], repeat: int) -> float:
     """Median over `repeat` runs of the mean milliseconds per text."""
     runs = []
@@ -79,7 +93,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     rng = random.Random(7)
-    inputs = {"20 KB terminal output": [terminal_output(20_000, rng)]}
+    inputs = {"20 KB terminal output": [terminal_output(20_000, rng)], "20 KB JSON output": [json_output(20_000, rng)]}
     if EVAL.exists():
         inputs["typical paste (errors-dev)"] = [json.loads(line)["query"] for line in EVAL.open()]
     else:

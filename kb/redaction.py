@@ -13,7 +13,6 @@ from functools import cache
 from typing import NamedTuple
 
 from detect_secrets.plugins.artifactory import ArtifactoryDetector
-from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
 from detect_secrets.plugins.base import BasePlugin
 from detect_secrets.plugins.basic_auth import BasicAuthDetector
@@ -22,6 +21,7 @@ from detect_secrets.plugins.github_token import GitHubTokenDetector
 from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
 from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
 from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.keyword import DENYLIST as KEYWORDS
 from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.openai import OpenAIDetector
@@ -61,8 +61,9 @@ PATTERNS = [
         ),
         r"\g<keep>" + REDACTED,
     ),
-    # Access key ids: long-term (AKIA) and temporary (ASIA), and other AWS id prefixes for keys.
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{12,20}\b"), REDACTED),
+    # Access key ids: long-term (AKIA) and temporary (ASIA), and other AWS id prefixes for keys
+    # (ABIA, ACCA and A3T from detect-secrets' AWS rule).
+    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|APKA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{12,20}\b"), REDACTED),
     # Google API keys (detect-secrets has no rule for them).
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), REDACTED),
     # Session tokens: very long base64 runs.
@@ -87,6 +88,10 @@ ID_CONTEXT = re.compile(
 # Shapes an entropy check must never take for a secret: UUIDs, hex digests and numbers.
 NOT_A_SECRET = re.compile(r"[0-9a-f-]+", re.IGNORECASE)
 
+# The keyword rule's own names ("api_?key", "password", ...) spelt out: a line that names
+# none of them cannot match it, and it is the slowest rule by far.
+KEYWORD_HINTS = tuple(sorted({name.replace("_?", sep) for name in KEYWORDS for sep in ("", "_")}))
+
 
 class Rule(NamedTuple):
     """A detect-secrets plugin and the substrings one of its finds must contain.
@@ -106,7 +111,8 @@ class Rule(NamedTuple):
 def rules() -> tuple[Rule, ...]:
     """The detect-secrets plugins in use, with their hints.
 
-    Left out: IP addresses and hex strings (request ids and digests are not secrets here),
+    Left out: AWS (PATTERNS find its key ids, and its secret keys anywhere, not only quoted
+    near a name), IP addresses and hex strings (request ids and digests are not secrets here),
     private keys (that rule finds only the BEGIN line; PRIVATE_KEY_BLOCK drops the key),
     IBM, Cloudant and SoftLayer (keyword rules slower than all the others together), and
     npm (its rule takes the rest of the line; `_authToken=` is a named secret in PATTERNS).
@@ -114,14 +120,13 @@ def rules() -> tuple[Rule, ...]:
     """
     return (
         Rule(ArtifactoryDetector(), ("AKC", "AP")),
-        Rule(AWSKeyDetector(), ("A3T", "ABIA", "ACCA", "AKIA", "ASIA", "aws"), fold_case=True),
         Rule(AzureStorageKeyDetector(), ("AccountKey=",)),
         Rule(BasicAuthDetector(), ("://",)),
         Rule(DiscordBotTokenDetector(), ("",)),  # no fixed part; one cheap pass over the text
         Rule(GitHubTokenDetector(), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
         Rule(GitLabTokenDetector(), ("gl", "GR1348941")),
         Rule(JwtTokenDetector(), ("eyJ",)),
-        Rule(KeywordDetector(), ("key", "pw", "pass", "token", "secret", "contrase"), per_line=True, fold_case=True),
+        Rule(KeywordDetector(), KEYWORD_HINTS, per_line=True, fold_case=True),
         Rule(MailchimpDetector(), ("-us",)),
         Rule(OpenAIDetector(), ("T3BlbkFJ",)),
         Rule(PypiTokenDetector(), ("pypi-",)),
