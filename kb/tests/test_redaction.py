@@ -121,6 +121,7 @@ CORPUS = [
     ("slack-bot-token", (xoxb := f"xoxb-{RNG.randrange(10**11, 10**12)}-{RNG.randrange(10**12, 10**13)}-{rand(24)}"),
      f"slack_sdk.errors.SlackApiError: invalid_auth for token {xoxb}"),
     ("jwt-bearer", JWT, f"curl -H 'Authorization: Bearer {JWT}' https://api.example.com/v1/orders"),
+    ("opaque-bearer-token", (bearer := rand(32)), f"< HTTP/1.1 401 for Authorization: Bearer {bearer}"),
     ("basic-auth-header", (basic := base64.b64encode(f"deploy:{rand(16)}".encode()).decode()),
      f"> Authorization: Basic {basic}"),
     ("pem-private-key", PEM_BODY[3], f"Could not load the key:\n{PEM}\nexit status 1"),
