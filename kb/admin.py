@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import reverse
@@ -31,6 +32,7 @@ class ImportedAdmin(admin.ModelAdmin):
 class GuideAdmin(ImportedAdmin):
     list_display = ["title", "slug", "base_url", "imported_at"]
     search_fields = ["title", "slug"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, now
 
 
 @admin.register(Article)
