@@ -1,36 +1,71 @@
 from django import forms
 from django.contrib import admin
 from django.core.validators import URLValidator
+from django.db import models
 from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import (
-    Article, Case, Diagnosis, Feedback, Guide, OutgoingEmail, SearchLog, Section, Webhook, WebhookDelivery,
+    Article, Case, Diagnosis, Feedback, Guide, OutgoingEmail, SearchLog, Section, SectionEmbedding, SectionEntity, Webhook,
+    WebhookDelivery,
 )
 
 
+class ImportedAdmin(admin.ModelAdmin):
+    """Content the importer writes from the markdown: shown, never added, edited or deleted here.
+
+    Pages and search are derived at import, so an edit here would reach neither; the
+    page says where content changes instead.
+    """
+
+    change_list_template = "admin/kb/imported/change_list.html"
+    change_form_template = "admin/kb/imported/change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
 @admin.register(Guide)
-class GuideAdmin(admin.ModelAdmin):
+class GuideAdmin(ImportedAdmin):
     list_display = ["title", "slug", "base_url", "imported_at"]
     search_fields = ["title", "slug"]
-    readonly_fields = ["imported_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, now
 
 
 @admin.register(Article)
-class ArticleAdmin(admin.ModelAdmin):
+class ArticleAdmin(ImportedAdmin):
     list_display = ["title", "guide", "slug", "position", "imported_at"]
     list_filter = ["guide"]
     search_fields = ["title", "slug"]
-    raw_id_fields = ["parent"]
 
 
 @admin.register(Section)
-class SectionAdmin(admin.ModelAdmin):
+class SectionAdmin(ImportedAdmin):
     list_display = ["title", "article", "anchor", "level"]
     search_fields = ["title", "anchor"]
-    raw_id_fields = ["article"]
+
+
+@admin.register(SectionEntity)
+class SectionEntityAdmin(ImportedAdmin):
+    list_display = ["value", "zone", "section"]
+    list_filter = ["zone"]
+    search_fields = ["value"]
+    list_select_related = ["section"]
+
+
+@admin.register(SectionEmbedding)
+class SectionEmbeddingAdmin(ImportedAdmin):
+    list_display = ["section", "digest", "updated_at"]
+    fields = ["section", "digest", "updated_at"]  # the vectors are bytes, unreadable on a page
+    list_select_related = ["section"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -305,6 +305,20 @@ class Diagnosis(models.Model):
         return self.error_text[:80]
 
 
+class FeedbackQuerySet(models.QuerySet):
+    def one_per_voter(self) -> list["Feedback"]:
+        """Each person's last vote per error signature and section: what learning counts.
+
+        One client voting on many pastes of the same error is one person. Votes recorded
+        before voters were (no `voter`) count once per diagnosis, as they did.
+        """
+        latest: dict[tuple, Feedback] = {}
+        for vote in self.order_by("created_at", "pk"):
+            person = vote.voter or f"diagnosis:{vote.diagnosis_id}"
+            latest[(vote.signature, vote.guide_slug, vote.article_slug, vote.anchor, person)] = vote
+        return list(latest.values())
+
+
 class Feedback(SectionKey):
     """A vote on a section, from a recommendation or from an article page."""
 
@@ -315,7 +329,12 @@ class Feedback(SectionKey):
     diagnosis = models.ForeignKey(Diagnosis, null=True, blank=True, on_delete=models.CASCADE, related_name="feedback")
     signature = models.CharField(max_length=64, blank=True, db_index=True)
     vote = models.CharField(max_length=10, choices=Vote.choices)
+    voter = models.CharField(
+        max_length=32, blank=True, help_text="Who voted, as a keyed hash of their address (never the address).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = FeedbackQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

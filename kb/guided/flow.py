@@ -11,6 +11,7 @@ import secrets
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from kb.desk.conversation import opened
 from kb.models import Case, Diagnosis, Feedback, Section
@@ -62,13 +63,25 @@ def recommended_section(diagnosis: Diagnosis, section_id: int) -> Section | None
     return section if key in shown else None
 
 
-def record_feedback(section: Section, vote: str, diagnosis: Diagnosis | None = None) -> Feedback:
+def voter(address: str) -> str:
+    """Who votes, as learning counts people: a keyed hash of the client's address.
+
+    The address rather than the session, which a client may drop to vote again; keyed with
+    the secret key, as a plain hash of an IPv4 address is reversed by trying them all.
+    """
+    return salted_hmac("kb.feedback.voter", address, algorithm="sha256").hexdigest()[:32]
+
+
+def record_feedback(section: Section, vote: str, diagnosis: Diagnosis | None = None, *, voter: str = "") -> Feedback:
     """Store a vote; "This fixed it" on a recommendation ends the diagnosis as fixed.
 
     On a recommendation a person has one vote, which a second click changes; article-page
-    votes are anonymous rows, one per click.
+    votes are rows of their own, one per click. `voter` (from voter()) lets learning count
+    each person once however many pastes they vote on.
     """
-    feedback = Feedback(diagnosis=diagnosis, signature=diagnosis.signature if diagnosis else "", vote=vote)
+    feedback = Feedback(
+        diagnosis=diagnosis, signature=diagnosis.signature if diagnosis else "", vote=vote, voter=voter,
+    )
     feedback.point_at(section)
     try:
         with transaction.atomic():

@@ -32,7 +32,7 @@ RESOLUTION_WEIGHT = 2
 # Learned evidence moves a score by at most this much either way, in the ranker's units
 # (a difference of 1.5 is odds of about 4.5 to 1 that one section is the better answer).
 LEARNED_CAP = 1.5
-LEARNED_SATURATION = 5  # net votes at which the cap is reached
+LEARNED_SATURATION = 5  # net votes, one per person, at which the cap is reached
 # A feature "moved" a section when it added at least this much to its score: only those are given as reasons.
 REASON_THRESHOLD = 0.15
 
@@ -69,16 +69,12 @@ def section_key(section: Section) -> Key:
 
 
 def learned_votes(signature: str) -> dict[Key, int]:
-    """Net votes per section from people whose error had this signature."""
+    """Net votes per section from people whose error had this signature, each person counted
+    once (Feedback.objects.one_per_voter), so the cap takes several people agreeing."""
     net: dict[Key, int] = {}
-    votes = (
-        Feedback.objects.filter(signature=signature)
-        .values_list("guide_slug", "article_slug", "anchor", "vote")
-        .annotate(n=Count("id"))
-    )
-    for guide, article, anchor, vote, n in votes:
-        sign = 1 if vote == Feedback.Vote.HELPED else -1
-        net[(guide, article, anchor)] = net.get((guide, article, anchor), 0) + sign * n
+    for vote in Feedback.objects.filter(signature=signature).one_per_voter():
+        key = (vote.guide_slug, vote.article_slug, vote.anchor)
+        net[key] = net.get(key, 0) + (1 if vote.vote == Feedback.Vote.HELPED else -1)
     resolved = (
         Case.objects.filter(diagnosis__signature=signature, status=Case.Status.RESOLVED)
         .exclude(anchor="", article_slug="")

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from kb.desk.conversation import requester_answer, timeline
 from kb.forms import AnswerForm, CaseForm, FeedbackForm, TroubleshootForm
 from kb.models import Case, Diagnosis, Feedback, Section
+from kb.ratelimit import client_address
 from kb.search.query import MAX_QUERY_CHARS, printable
 
-from .flow import clean_context, open_case, recommended_section, record_feedback, start_diagnosis
+from .flow import clean_context, open_case, recommended_section, record_feedback, start_diagnosis, voter
 from .recommend import recommend
 
 
@@ -64,7 +65,7 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
     section = recommended_section(diagnosis, form.cleaned_data["section"]) if form.is_valid() else None
     if section is None:
         return answer(request, token, error="That vote could not be recorded: choose one of the sections shown.")
-    record_feedback(section, form.cleaned_data["vote"], diagnosis)
+    record_feedback(section, form.cleaned_data["vote"], diagnosis, voter=voter(client_address(request)))
     if form.cleaned_data["vote"] == Feedback.Vote.HELPED:
         return redirect("guided:fixed", token=token)
     return redirect(reverse("guided:answer", args=[token]) + f"#rec-{section.pk}")
@@ -108,7 +109,7 @@ def section_feedback(request: HttpRequest) -> HttpResponse:
     section = Section.objects.with_article().filter(pk=form.cleaned_data["section"]).first() if form.is_valid() else None
     if section is None:
         return render(request, "kb/guided/feedback_thanks.html", {"error": True}, status=400)
-    record_feedback(section, form.cleaned_data["vote"])
+    record_feedback(section, form.cleaned_data["vote"], voter=voter(client_address(request)))
     return render(request, "kb/guided/feedback_thanks.html", {"section": section, "vote": form.cleaned_data["vote"]})
 
 

@@ -30,7 +30,7 @@ from .sanitise import plain_text, sanitise
 # Part of every article's content hash: bump it when rendering changes so a re-import
 # re-renders everything instead of treating old HTML as unchanged. What the importer
 # derives from a rendered section (its entities and kind) changes with ENTITIES_VERSION.
-RENDER_VERSION = f"4.{ENTITIES_VERSION}"
+RENDER_VERSION = f"5.{ENTITIES_VERSION}"
 
 # Column sizes of the stored section (kb.models.Section): longer values are a content
 # error named here, not a database error half-way through the import.
@@ -328,7 +328,7 @@ class Renderer:
         chunks[0] = preamble + chunks[0]
         sections = []
         for position, (heading, chunk) in enumerate(zip(headings, chunks)):
-            clean = sanitise(chunk)
+            clean = sanitise(chunk, ids=md.kb_ids)
             text = plain_text(clean)
             sections.append(
                 RenderedSection(

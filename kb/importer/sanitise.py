@@ -1,12 +1,15 @@
 """Untrusted HTML made safe to store and show, and its plain text for search.
 
 Content is untrusted input: nh3 (a maintained allowlist sanitiser) keeps the tags and
-attributes articles need and drops scripts, event handlers and `javascript:` URLs.
+attributes articles need and drops scripts, event handlers and `javascript:` URLs. Ids
+are the importer's (from the author's `<a name>` anchors) or none: raw HTML in the
+markdown must not reuse the page's own ids.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from html.parser import HTMLParser
 
 import nh3
@@ -27,12 +30,19 @@ ALLOWED_ATTRIBUTES = {
 }
 
 
-def sanitise(fragment: str) -> str:
-    """Clean untrusted HTML: no scripts, event handlers or javascript: URLs survive."""
+def sanitise(fragment: str, ids: Collection[str] = ()) -> str:
+    """Clean untrusted HTML: no scripts, event handlers or javascript: URLs survive, and no
+    id but those in `ids` (the ones the importer assigned)."""
+    kept = frozenset(ids)
+
+    def keep_assigned_ids(element: str, attribute: str, value: str) -> str | None:
+        return value if attribute != "id" or value in kept else None
+
     return nh3.clean(
         fragment,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=keep_assigned_ids,
         url_schemes={"http", "https", "mailto"},
         link_rel=None,
         strip_comments=True,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from django.core.cache import cache
-
-from kb.cache import content_version
+from kb.cache import content_version, fetch, store
 from kb.models import Article, Section
 
 from .engines import get_engine
@@ -18,16 +16,17 @@ TYPED_WORDS = 6  # typed queries this short get suggestions beside their results
 
 
 def vocabulary() -> frozenset[str]:
-    """Words of every section and article title, cached until the next import changes content."""
+    """Words of every section and article title, cached until the next import changes content
+    (through kb.cache, which falls back to building them when the shared cache is down)."""
     latest, count = content_version()
     key = f"kb:vocabulary:{latest.isoformat() if latest else 'empty'}:{count}"
-    words = cache.get(key)
+    words = fetch(key)
     if words is None:
         titles = list(Section.objects.values_list("title", flat=True)) + list(
             Article.objects.values_list("title", flat=True)
         )
         words = frozenset(w.lower() for title in titles for w in WORD.findall(title))
-        cache.set(key, words, 24 * 3600)
+        store(key, words)
     return words
 
 

@@ -77,7 +77,8 @@ def desk_judged() -> list[Judged]:
 
     for case in Case.objects.filter(status=Case.Status.RESOLVED).exclude(anchor="").select_related("diagnosis"):
         case_for(case.diagnosis).grades[(case.guide_slug, case.article_slug, case.anchor)] = 2
-    for vote in Feedback.objects.filter(diagnosis__isnull=False).select_related("diagnosis"):
+    # One vote per person and section for each error signature, as ranking counts them.
+    for vote in Feedback.objects.filter(diagnosis__isnull=False).select_related("diagnosis").one_per_voter():
         grades = case_for(vote.diagnosis).grades
         key = (vote.guide_slug, vote.article_slug, vote.anchor)
         # "Not this" is a 0 unless a resolution or another vote made the section the answer.

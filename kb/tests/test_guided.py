@@ -22,10 +22,11 @@ from django.utils.text import capfirst
 
 from kb.guided import activities
 from kb.guided.flow import clean_context
-from kb.guided.recommend import LEARNED_CAP, recommend
+from kb.guided.recommend import LEARNED_CAP, LEARNED_SATURATION, recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.search import search
+from kb.search.training import desk_judged
 
 INDEX = """\
 # Test Guide
@@ -513,13 +514,18 @@ def fixed_it(client: Client, text: str, anchor: str) -> None:
     assert vote(client, diagnosis, anchor, "helped").status_code == 302
 
 
+def person(n: int) -> Client:
+    """Someone else: a client from an address of their own."""
+    return Client(REMOTE_ADDR=f"198.51.100.{n}")
+
+
 @pytest.mark.parametrize("learn, times", [(fixed_it, 4), (resolve_case_with, 2)], ids=["votes", "cases"])
 def test_what_fixed_the_same_error_ranks_higher(client, guide, learn, times):
-    """Four "This fixed it" votes, or two resolved cases (worth two votes each)."""
+    """Four people's "This fixed it" votes, or two resolved cases (worth two votes each)."""
     before = paste(client, bare_denial())
     target = anchors(before)[1]
     for n in range(1, times + 1):
-        learn(client, bare_denial(n), target)
+        learn(person(n), bare_denial(n), target)
     after = paste(client, bare_denial(99))
     assert after.signature == before.signature
     assert anchors(after).index(target) < anchors(before).index(target)
@@ -531,10 +537,44 @@ def test_learning_is_bounded(client, guide):
     before = paste(client, bare_denial())
     target = anchors(before)[1]
     for n in range(1, 9):
-        fixed_it(client, bare_denial(n), target)
+        fixed_it(person(n), bare_denial(n), target)
     after = paste(client, bare_denial(99))
     gain = recommendation(after, target)["score"] - recommendation(before, target)["score"]
     assert gain == pytest.approx(LEARNED_CAP, abs=1e-3)
+
+
+def test_one_client_counts_once_however_often_it_votes(client, guide):
+    """Five pastes and five "Not this" from one address are one person's vote, not the cap."""
+    before = paste(person(1), scp_denial())
+    target = anchors(before)[0]
+    for n in range(5):
+        assert vote(client, paste(client, scp_denial(account=f"55556666{n:04d}")), target, "not_this").status_code == 302
+    after = paste(person(2), scp_denial(account="777788889999"))
+    drop = recommendation(before, target)["score"] - recommendation(after, target)["score"]
+    assert drop == pytest.approx(LEARNED_CAP / LEARNED_SATURATION, abs=1e-3)
+    for n in range(3, 3 + LEARNED_SATURATION):  # several people agreeing do reach the cap
+        vote(person(n), paste(person(n), scp_denial(account=f"1111222{n:05d}")), target, "not_this")
+    agreed = paste(person(99), scp_denial(account="777788889999"))
+    drop = recommendation(before, target)["score"] - recommendation(agreed, target)["score"]
+    assert drop == pytest.approx(LEARNED_CAP, abs=1e-3)
+
+
+def test_training_takes_one_clients_votes_on_an_error_once(client, guide):
+    """train_ranker's desk cases count people as ranking does: one client's three votes are one case."""
+    target = anchors(paste(client, scp_denial()))[0]
+    for n in range(3):
+        vote(client, paste(client, scp_denial(account=f"33334444{n:04d}")), target, "helped")
+    vote(person(5), paste(person(5), scp_denial(account="999988887777")), target, "helped")
+    assert len(desk_judged()) == 2
+
+
+def test_a_voter_is_stored_as_a_keyed_hash_never_an_address(client, guide):
+    diagnosis = paste(person(7), scp_denial())
+    vote(person(7), diagnosis, "s3-scp", "helped")
+    vote(person(8), paste(person(8), scp_denial()), "s3-scp", "helped")
+    voters = list(Feedback.objects.values_list("voter", flat=True))
+    assert len(set(voters)) == 2 and all(len(v) == 32 for v in voters)
+    assert not any("198.51.100" in v for v in voters)
 
 
 def test_one_not_this_does_not_bury_a_strong_match(client, guide):

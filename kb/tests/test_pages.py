@@ -4,9 +4,11 @@ Content is a tiny guide written as markdown and loaded with the real importer.
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
@@ -81,6 +83,17 @@ def get_page(client, url: str, status: int = 200) -> BeautifulSoup:
 
 def hrefs(element) -> list[str]:
     return [a["href"] for a in element.find_all("a", href=True)]
+
+
+def test_tests_cache_pages_in_a_temporary_folder_not_the_development_servers(client, guide):
+    """`.cache/` in the project is the development server's page cache: tests never write there."""
+    location = settings.CACHES["default"]["LOCATION"]
+    if settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        pytest.skip("pages are cached in Redis")
+    folder = Path(location).resolve()
+    assert not folder.is_relative_to(settings.BASE_DIR.resolve()), folder
+    get_page(client, "/kb/g/")
+    assert any(folder.iterdir()), "the page was cached in the temporary folder"
 
 
 def test_home_lists_guides_troubleshooting_topics_and_a_search_box(client, guide):

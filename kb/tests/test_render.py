@@ -267,6 +267,16 @@ def test_scripts_handlers_and_javascript_urls_never_reach_stored_html(imported):
     assert "alert" not in section.text
 
 
+def test_only_the_ids_the_importer_assigns_survive(imported):
+    """Raw HTML in the markdown cannot reuse the page's own ids (`content`, `results-heading`)."""
+    article = imported(
+        '# Ids<a name="ids"></a>\n\n<div id="content">Raw <span id="results-heading">block</span></div>\n\n'
+        '## Step<a name="step"></a>\n\nText <b id="main">bold</b>\\.\n\n<h3 id="site-header">Raw heading</h3>\n'
+    )
+    ids = [element["id"] for element in html_of(article).find_all(id=True)]
+    assert ids == ["ids", "step"]
+
+
 def test_a_heading_anchor_used_twice_gets_a_suffix(imported):
     article = imported(
         '# Twice<a name="twice"></a>\n\n## Description<a name="part"></a>\n\nA\\.\n\n'

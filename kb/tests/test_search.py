@@ -492,6 +492,20 @@ def test_a_misspelt_word_gets_a_suggestion_beside_the_results_it_found(client, g
     assert not page(client, {"q": "temporary credential"}).select(".did-you-mean"), "a known word, not in a title"
 
 
+@pytest.fixture
+def redis_down(settings) -> None:
+    """The shared cache is a Redis that refuses connections (a closed port), as when it is down."""
+    closed = {"BACKEND": "portal.redis_cache.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    settings.CACHES = {**settings.CACHES, "default": closed, "ratelimit": closed}
+    settings.KB_RATE_LIMIT_ENABLED = False  # limits have their own failure rule (test_production.py)
+
+
+def test_with_redis_down_a_misspelt_search_still_answers_with_its_suggestion(client, guides, redis_down):
+    assert result_links(page(client, {"q": "temporary credentials"}))
+    soup = page(client, {"q": "temporery credentails"})
+    assert soup.select_one(".did-you-mean a").get_text(strip=True) == "temporary credentials"
+
+
 def test_a_pasted_error_gets_no_spelling_suggestion(client, guides):
     soup = page(client, {"q": "An error occurred (ExpiredTokn) when calling the GetObject operation"})
     assert soup.select(".result") and not soup.select(".did-you-mean")
