@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('kb', '0006_guide_activities'),
+        ('kb', '0007_case_conversation'),
     ]
 
     operations = [
