@@ -1,14 +1,17 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 
 from .api import tokens
-from .models import ApiToken, Article, Case, Diagnosis, Feedback, Guide, SearchLog, Section
+from .models import (
+    ApiToken, Article, Case, Diagnosis, Feedback, Guide, OutgoingEmail, SearchLog, Section, Webhook, WebhookDelivery,
+)
 
 
 @admin.register(Guide)
@@ -81,13 +84,60 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ["reference", "name", "email"]
     fields = [
         "reference", "desk_page", "diagnosis", "name", "email", "details", "status", "assignee", "content_missing",
-        "section", "guide_slug", "article_slug", "anchor", "staff_notes", "created_at", "updated_at",
+        "section", "guide_slug", "article_slug", "anchor", "created_at", "updated_at",
     ]
     readonly_fields = ["desk_page", "created_at", "updated_at"]
 
     @admin.display(description="Help desk")
     def desk_page(self, case: Case) -> str:
         return format_html('<a href="{}">Open in the help desk</a>', reverse("desk:case", args=[case.reference]))
+
+
+# Outgoing mail and webhooks -------------------------------------------------------------------
+
+
+class DeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: what was sent, what failed and when it is tried again (`manage.py deliver`)."""
+
+    list_filter = ["state", "created_at"]
+    readonly_fields = ["state", "attempts", "last_error", "next_attempt_at", "sent_at", "created_at"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(OutgoingEmail)
+class OutgoingEmailAdmin(DeliveryAdmin):
+    list_display = ["subject", "to", "kind", "state", "attempts", "next_attempt_at", "created_at"]
+    search_fields = ["to", "subject", "case__reference"]
+    # The bodies hold the person's private link: staff have the desk, not their link.
+    fields = ["case", "kind", "to", "subject", *DeliveryAdmin.readonly_fields]
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text=Webhook._meta.get_field("url").help_text)
+    events = forms.MultipleChoiceField(
+        choices=Webhook.Event.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every event.",
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ["url", "active", "events", "secret"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ["url", "active", "events", "created_at"]
+    list_filter = ["active"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(DeliveryAdmin):
+    list_display = ["event", "webhook", "case", "state", "status_code", "attempts", "next_attempt_at", "created_at"]
+    list_filter = ["state", "event", "webhook", "created_at"]
+    search_fields = ["case__reference", "last_error"]
+    fields = ["webhook", "case", "event", "body", "status_code", *DeliveryAdmin.readonly_fields]
+    readonly_fields = ["body", "status_code", *DeliveryAdmin.readonly_fields]
 
 
 @admin.register(ApiToken)

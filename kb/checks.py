@@ -1,6 +1,10 @@
-"""System checks: the search engine the database needs must be available."""
+"""System checks: the search engine the database needs must be available; a deployment
+sends mail and links to its own address."""
 
-from django.core.checks import Error, register
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
 from django.db import connections
 
 from kb.search.engines import ENGINES
@@ -22,3 +26,16 @@ def search_engine_available(app_configs=None, databases=None, **kwargs) -> list[
                 errors.append(Error("this SQLite build has no FTS5, which search needs", id="kb.E002",
                                     hint="Use a Python whose sqlite3 module is built with FTS5, or PostgreSQL."))
     return errors
+
+
+@register(deploy=True)
+def mail_goes_out(app_configs=None, **kwargs) -> list[Warning]:
+    """Mail to people and the desk, and the links in it, need a server and the site's address."""
+    warnings = []
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+        warnings.append(Warning("EMAIL_URL is not set: mail to people and the desk is printed to the log, not sent",
+                                id="kb.W001", hint="Set EMAIL_URL, e.g. smtp://user:password@mail.example.com:587?tls=1"))
+    if urlsplit(settings.KB_SITE_URL).hostname in {"127.0.0.1", "localhost", None}:
+        warnings.append(Warning(f"KB_SITE_URL is {settings.KB_SITE_URL!r}: links in mail and webhooks point there",
+                                id="kb.W002", hint="Set KB_SITE_URL to the address people use, e.g. https://kb.example.com"))
+    return warnings

@@ -68,3 +68,15 @@ class CaseForm(forms.Form):
         label="Anything else we should know?", max_length=5000, required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+
+
+class AnswerForm(forms.Form):
+    """The person's answer on their case page: a paste like any other (same limit; redacted when stored)."""
+
+    body = PastedTextField(
+        label="Your answer",
+        max_length=MAX_QUERY_CHARS,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text="Secrets such as access keys are removed before anything is stored.",
+        error_messages={"required": "Write your answer, or paste the new error."},
+    )

@@ -8,6 +8,7 @@ anchors so that re-imports update them in place and keep their ids.
 from django.db import models
 from django.db.models import Count, Max, Prefetch, Q
 from django.urls import reverse
+from django.utils import timezone
 
 
 class GuideQuerySet(models.QuerySet):
@@ -338,6 +339,7 @@ class Case(SectionKey):
     class Status(models.TextChoices):
         NEW = "new", "New"
         IN_PROGRESS = "in_progress", "In progress"
+        WAITING = "waiting", "Waiting on requester"
         RESOLVED = "resolved", "Resolved"
 
     reference = models.CharField(max_length=20, unique=True)
@@ -347,7 +349,6 @@ class Case(SectionKey):
     details = models.TextField(blank=True, help_text="Anything else the person added, secrets redacted.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW, db_index=True)
     content_missing = models.BooleanField(default=False, help_text="No article covers this: a gap for the writers.")
-    staff_notes = models.TextField(blank=True)
     assignee = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="kb_cases"
     )
@@ -359,6 +360,45 @@ class Case(SectionKey):
 
     def __str__(self) -> str:
         return self.reference
+
+
+# The conversation on a case -------------------------------------------------------------------
+
+
+class CaseEventQuerySet(models.QuerySet):
+    def for_requester(self) -> "CaseEventQuerySet":
+        """What the person may read on their case page: everything but the desk's internal notes."""
+        return self.exclude(kind=CaseEvent.Kind.NOTE)
+
+
+class CaseEvent(models.Model):
+    """One entry in a case's timeline, oldest first: replies, internal notes, the person's
+    answers and status changes. Written by kb/desk/conversation.py only."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status", "Status change"
+        REPLY = "reply", "Reply to the person"
+        NOTE = "note", "Internal note"
+        ANSWER = "answer", "Answer from the person"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    author = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The staff member; empty for the person's answers and changes the portal made.",
+    )
+    body = models.TextField(blank=True, help_text="The message; an answer is stored with secrets redacted.")
+    old_status = models.CharField(max_length=12, blank=True, choices=Case.Status.choices)
+    new_status = models.CharField(max_length=12, blank=True, choices=Case.Status.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = CaseEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
 
 
 # API tokens ---------------------------------------------------------------------------------
@@ -398,3 +438,7 @@ class ApiToken(models.Model):
     @property
     def can_write(self) -> bool:
         return self.scope == self.Scope.WRITE
+
+
+# Outgoing mail and webhooks live in their own module; imported here so Django registers them.
+from kb.notify.models import OutgoingEmail, Webhook, WebhookDelivery  # noqa: E402,F401

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.mailurl import email_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -241,3 +243,17 @@ KB_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
 )
+
+# Mail (kb/notify): EMAIL_URL names the server (portal/mailurl.py); without it every message
+# is printed to the log (console backend), as in development. Tests use Django's locmem outbox.
+globals().update(email_settings(os.environ.get("EMAIL_URL") or "console://"))
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "help-desk@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the desk hears of new cases and of people's answers (comma-separated; none: not mailed).
+KB_DESK_EMAIL = env_list("KB_DESK_EMAIL")
+# The site's address as people reach it, for links in mail and webhooks.
+KB_SITE_URL = os.environ.get("KB_SITE_URL", "http://127.0.0.1:8000")
+# Attempt mail and webhooks right after the change commits (in the request); 0 leaves all of
+# it to `manage.py deliver`, run every minute or so, which also retries failures.
+KB_DELIVER_AFTER_COMMIT = env_bool("KB_DELIVER_AFTER_COMMIT", True)
+KB_WEBHOOK_TIMEOUT = env_int("KB_WEBHOOK_TIMEOUT", 5)

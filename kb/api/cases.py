@@ -15,8 +15,9 @@ from django.db.models.functions import Substr
 from django.urls import reverse
 
 from kb.desk.cases import HEAD_CHARS, case_for_desk, first_line
+from kb.desk.conversation import timeline
 from kb.guided.views import with_votes
-from kb.models import Case
+from kb.models import Case, CaseEvent
 
 DEFAULT_PER_PAGE = 25
 # The keys of a recommendation as the person was shown it (the Recommendation schema).
@@ -29,7 +30,7 @@ def case_list(
     """Cases matching every given filter, most recently changed first (what a poller wants)."""
     cases = (
         Case.objects.select_related("diagnosis", "assignee", "section__article__guide")
-        .defer("diagnosis__error_text", "diagnosis__recommendations", "staff_notes", "details")
+        .defer("diagnosis__error_text", "diagnosis__recommendations", "details")
         .annotate(error_head=Substr("diagnosis__error_text", 1, HEAD_CHARS))
         .order_by("-updated_at", "-pk")
     )
@@ -100,7 +101,6 @@ def case_detail(reference: str) -> dict[str, Any] | None:
     return {
         **case_summary(case, first_line(diagnosis.error_text)),
         "details": case.details,
-        "staff_notes": case.staff_notes,
         "diagnosis": {
             "error_text": diagnosis.error_text,
             "context": diagnosis.context if isinstance(diagnosis.context, dict) else {},
@@ -113,4 +113,17 @@ def case_detail(reference: str) -> dict[str, Any] | None:
             {**{key: shown[key] for key in RECOMMENDATION_KEYS if key in shown}, "vote": shown["vote"] or None}
             for shown in with_votes(diagnosis)
         ],
+        "timeline": [event_json(event) for event in timeline(case)],
+    }
+
+
+def event_json(event: CaseEvent) -> dict[str, Any]:
+    """One entry of a case's timeline (the Event schema); internal notes included, as the desk sees them."""
+    return {
+        "kind": event.kind,
+        "author": event.author.get_username() if event.author else None,
+        "body": event.body,
+        "old_status": event.old_status or None,
+        "new_status": event.new_status or None,
+        "created_at": event.created_at,
     }

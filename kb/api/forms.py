@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from kb.desk.forms import SectionReferenceField
+from kb.desk.forms import CaseUpdateForm, SectionReferenceField
 from kb.models import Case, Feedback
 
 MAX_PER_PAGE = 100
@@ -28,3 +28,9 @@ class SectionVoteForm(forms.Form):
 
     section = SectionReferenceField()
     vote = forms.ChoiceField(choices=Feedback.Vote.choices)
+
+
+class ReplyForm(forms.Form):
+    """POST /api/v1/cases/<reference>/replies: the desk's message to the person (the desk form's limit)."""
+
+    body = forms.CharField(max_length=CaseUpdateForm.base_fields["reply"].max_length)

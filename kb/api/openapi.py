@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kb.models import ApiToken, Case, Diagnosis, Feedback
+from kb.models import ApiToken, Case, CaseEvent, Diagnosis, Feedback
 from kb.search.query import MAX_QUERY_CHARS
 
 from .forms import MAX_PER_PAGE
@@ -114,7 +114,6 @@ SCHEMAS: dict[str, Schema] = {
     })]},
     "Case": {"allOf": [ref("CaseSummary"), obj({
         "details": text("What the person added, secrets redacted."),
-        "staff_notes": text("Internal notes, each headed by author and time."),
         "diagnosis": obj({
             "error_text": text("As pasted, secrets redacted."),
             "context": {"type": "object", "description": "What the person was doing, service or tool."},
@@ -125,10 +124,21 @@ SCHEMAS: dict[str, Schema] = {
         }),
         "recommendations": {"type": "array", "items": ref("StoredRecommendation"),
                             "description": "What the person was shown, in order, with their votes."},
+        "timeline": {"type": "array", "items": ref("Event"), "description": "Oldest first, internal notes included."},
     })]},
+    "Event": obj({
+        "kind": text("reply: the desk to the person; note: internal; answer: the person's; status: a change.",
+                     enum=CaseEvent.Kind.values),
+        "author": nullable(text("The staff member; null for the person and for the portal.")),
+        "body": text("The message (empty for a status change)."),
+        "old_status": nullable(text(enum=Case.Status.values)),
+        "new_status": nullable(text(enum=Case.Status.values)),
+        "created_at": WHEN,
+    }, description="One entry of a case's timeline."),
+    "Reply": obj({"body": text("The message to the person.", minLength=1, maxLength=10_000)}),
     "StatusChange": obj({
         "status": text(enum=Case.Status.values),
-        "note": text("Appended to the staff notes under the token owner's name.", maxLength=10_000),
+        "note": text("An internal note added to the timeline under the token owner's name.", maxLength=10_000),
     }, required=["status"]),
     "Resolve": obj({
         "section": text(f"{SECTION_KEY} or a portal link (/kb/guide/article/#anchor)."),
@@ -195,11 +205,13 @@ def paths() -> dict[str, dict[str, Schema]]:
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 50}, "At most this many (10)."),
             ])},
         "/suggest": {"get": operation(
-            "suggest", "Suggest section titles", "Section titles containing every word typed so far (2 characters or more).",
+            "suggest", "Suggest section titles",
+            "Section titles containing every word typed so far (2 characters or more).",
             (200, "Suggestions", "Up to 8 titles."), [401], tag="Search",
             parameters=[query("q", text(), "What was typed so far.")])},
         "/recommend": {"post": operation(
-            "recommend", "Recommend sections for an error", "The guided form's analysis and recommendations; stores nothing.",
+            "recommend", "Recommend sections for an error",
+            "The guided form's analysis and recommendations; stores nothing.",
             (200, "Recommendations", "What was understood and the sections to try."), [400, 401, 429],
             tag="Search", body="RecommendRequest")},
         "/cases": {"get": operation(
@@ -212,20 +224,29 @@ def paths() -> dict[str, dict[str, Schema]]:
                 query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "Cases per page (25)."),
             ])},
         "/cases/{reference}": {"get": operation(
-            "getCase", "Read a case", "The case with the person's diagnosis and the recommendations they saw, with their votes.",
+            "getCase", "Read a case",
+            "The case with the person's diagnosis and the recommendations they saw, with their votes.",
             (200, "Case", "The case."), [401, 404, 429], scope=READ, tag="Cases", parameters=[REFERENCE])},
         "/cases/{reference}/status": {"post": operation(
-            "changeCaseStatus", "Change a case's status", "Sets the status as the token's owner and appends the note. Any status but "
-            "resolved clears a resolution; resolve a case with a section through /resolve.",
+            "changeCaseStatus", "Change a case's status",
+            "Sets the status as the token's owner (recorded in the timeline, announced when it resolves the case) "
+            "and adds the note. Any status but resolved clears a resolution; resolve with a section through /resolve.",
             (200, "Case", "The case as saved."), [400, 401, 403, 404, 429], scope=WRITE, tag="Cases",
             parameters=[REFERENCE], body="StatusChange")},
         "/cases/{reference}/resolve": {"post": operation(
-            "resolveCase", "Resolve a case", "Resolves the case with the section that answered it (recommendations learn from it), "
-            "or marks content missing (a gap for the writers).",
+            "resolveCase", "Resolve a case",
+            "Resolves the case with the section that answered it (recommendations learn from it; the person is "
+            "mailed and their page shows it), or marks content missing (a gap for the writers).",
             (200, "Case", "The case as saved."), [400, 401, 403, 404, 429], scope=WRITE, tag="Cases",
             parameters=[REFERENCE], body="Resolve")},
+        "/cases/{reference}/replies": {"post": operation(
+            "replyToCase", "Reply to the person", "A message from the token's owner, shown on the person's case "
+            "page and mailed to them (and announced to the webhooks).",
+            (201, "Event", "The reply as recorded in the timeline."), [400, 401, 403, 404, 429], scope=WRITE,
+            tag="Cases", parameters=[REFERENCE], body="Reply")},
         "/feedback": {"post": operation(
-            "voteOnSection", "Vote on a section", "An anonymous \"helpful\" or \"not helpful\" vote, as on the section's page.",
+            "voteOnSection", "Vote on a section",
+            "An anonymous \"helpful\" or \"not helpful\" vote, as on the section's page.",
             (201, "VoteRecorded", "The vote was recorded."), [400, 401, 403, 429], scope=WRITE, tag="Feedback",
             body="Vote")},
         "/openapi.json": {"get": {

@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/v1/cases/<str:reference>", views.case, name="case"),
     path("api/v1/cases/<str:reference>/status", views.case_status, name="case-status"),
     path("api/v1/cases/<str:reference>/resolve", views.case_resolve, name="case-resolve"),
+    path("api/v1/cases/<str:reference>/replies", views.case_reply, name="case-reply"),
     path("api/v1/feedback", views.feedback, name="feedback"),
 ]

@@ -10,15 +10,16 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from kb.desk.cases import case_for_desk, update_case
+from kb.desk import conversation
+from kb.desk.cases import case_for_desk
 from kb.desk.forms import CaseUpdateForm
 from kb.guided.flow import record_feedback
 from kb.models import ApiToken, Case
 
 from . import openapi
 from .auth import endpoint
-from .cases import case_detail, case_list, page_json, paginate
-from .forms import CaseListForm, SectionVoteForm
+from .cases import case_detail, case_list, event_json, page_json, paginate
+from .forms import CaseListForm, ReplyForm, SectionVoteForm
 from .http import error, json_object, wrong_types
 from .reference import reference as api_reference
 
@@ -72,7 +73,8 @@ def case_resolve(request: HttpRequest, reference: str) -> JsonResponse:
 
 
 def change_case(request: HttpRequest, reference: str, fields: dict[str, type], *, resolve: bool) -> JsonResponse:
-    """Validate the body with the desk's CaseUpdateForm and apply it with update_case, as the token's user."""
+    """Validate the body with the desk's CaseUpdateForm and apply it as the desk's form is, as
+    the token's user: the timeline records it, and a resolution mails the person and calls the webhooks."""
     found = case_for_desk(reference)
     if found is None:
         return error(404, f"no case {reference}")
@@ -90,9 +92,27 @@ def change_case(request: HttpRequest, reference: str, fields: dict[str, type], *
     if not form.is_valid():
         return error(400, "invalid input", fields=form.errors.get_json_data())
     data = form.cleaned_data
-    update_case(found, user=request.api_token.user, status=data["status"], section=data["section"],
-                content_missing=data["content_missing"], note=data["note"])
+    conversation.update_case(found, user=request.api_token.user, status=data["status"], section=data["section"],
+                             content_missing=data["content_missing"], note=data["note"])
     return JsonResponse(case_detail(reference))
+
+
+@endpoint("POST", scope=WRITE)
+def case_reply(request: HttpRequest, reference: str) -> JsonResponse:
+    """{"body"}: a message to the person, shown on their case page and mailed to them."""
+    found = case_for_desk(reference)
+    if found is None:
+        return error(404, f"no case {reference}")
+    body = json_object(request)
+    if body is None:
+        return error(400, "the body must be a JSON object")
+    if message := wrong_types(body, {"body": str}):
+        return error(400, message)
+    form = ReplyForm(body)
+    if not form.is_valid():
+        return error(400, "invalid input", fields=form.errors.get_json_data())
+    event = conversation.reply(found, request.api_token.user, form.cleaned_data["body"])
+    return JsonResponse(event_json(event), status=201)
 
 
 @endpoint("POST", scope=WRITE)

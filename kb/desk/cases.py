@@ -1,4 +1,4 @@
-"""Help-desk cases: the queue, the case file as the person left it, and staff updates.
+"""Help-desk cases: the queue and the case file as the person left it (changes: conversation.py).
 
 Everything here is a plain function so tests can call it without HTTP. What the
 person pasted and what the analyser produced is untrusted text: nothing here marks
@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
-from django.db import transaction
 from django.db.models import Count
 from django.db.models.functions import Substr
 from django.urls import Resolver404, resolve
-from django.utils import timezone
 from django.utils.html import strip_tags
 
 from kb.guided.activities import find as find_activity
@@ -187,40 +184,6 @@ def section_from_reference(reference: str) -> Section | None:
     if anchor:
         return sections.filter(anchor=anchor).first()
     return sections.order_by("position").first()
-
-
-@transaction.atomic
-def update_case(
-    case: Case,
-    *,
-    user: User,
-    status: str,
-    section: Section | None = None,
-    content_missing: bool = False,
-    note: str = "",
-    assign_to_me: bool = False,
-) -> Case:
-    """Apply a staff member's changes to a case and return it as saved.
-
-    A resolved case keeps its resolving section or its "content is missing" mark (the
-    signal recommendations and insights learn from); any other status clears both, so
-    a reopened case does not keep teaching a resolution that did not hold. Notes are
-    appended with author and time rather than replaced, and the row is locked while it
-    is written, so two staff members saving at once lose neither note.
-    """
-    locked = Case.objects.select_for_update().get(pk=case.pk)
-    resolved = status == Case.Status.RESOLVED
-    locked.status = status
-    locked.point_at(section if resolved else None)
-    locked.content_missing = resolved and content_missing
-    if assign_to_me:
-        locked.assignee = user
-    if note.strip():
-        stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
-        entry = f"[{stamp} {user.get_username()}]\n{note.strip()}"
-        locked.staff_notes = f"{locked.staff_notes.rstrip()}\n\n{entry}" if locked.staff_notes.strip() else entry
-    locked.save()
-    return locked
 
 
 def _analysis(diagnosis: Diagnosis) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The staff form on a case page: status, assignment, notes and what resolved the case."""
+"""The staff form on a case page: status, assignment, a reply, a note and what resolved the case."""
 
 from __future__ import annotations
 
@@ -35,8 +35,13 @@ class SectionReferenceField(forms.CharField):
 class CaseUpdateForm(forms.Form):
     status = forms.ChoiceField(choices=Case.Status.choices)
     assign_to_me = forms.BooleanField(required=False, label="Assign to me")
+    reply = forms.CharField(
+        required=False, max_length=10_000, label="Reply to the person",
+        help_text="Shown on their case page and mailed to them.", widget=forms.Textarea(attrs={"rows": 5}),
+    )
     note = forms.CharField(
-        required=False, max_length=10_000, label="Add a staff note", widget=forms.Textarea(attrs={"rows": 4})
+        required=False, max_length=10_000, label="Add an internal note",
+        help_text="Staff only: never shown or sent to the person.", widget=forms.Textarea(attrs={"rows": 3}),
     )
     section = SectionReferenceField(required=False, label="Section that resolved it")
     content_missing = forms.BooleanField(required=False, label="Content is missing: no section covers this")

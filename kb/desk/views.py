@@ -1,6 +1,6 @@
 """Help-desk pages, for staff only: the case queue, a case with its update form, insights.
 
-Views validate input, call one function from cases.py or insights.py and render. Every
+Views validate input, call one function from cases.py, conversation.py or insights.py and render. Every
 page carries people's pasted errors and contact details, so none of it is cached.
 """
 
@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from kb.models import Case
 
 from . import insights as desk_insights
-from .cases import case_file, case_for_desk, queue_page, status_counts, update_case
+from .cases import case_file, case_for_desk, queue_page, status_counts
+from .conversation import timeline, update_case
 from .forms import CaseUpdateForm
 
 ALL = "all"
@@ -31,7 +32,7 @@ def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
 @staff_only
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    """?status=new|in_progress|resolved|all (anything else: new) and ?page=."""
+    """?status=new|in_progress|waiting|resolved|all (anything else: new) and ?page=."""
     status = request.GET.get("status", Case.Status.NEW)
     if status != ALL and status not in Case.Status.values:
         status = Case.Status.NEW
@@ -52,10 +53,11 @@ def case(request: HttpRequest, reference: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         update_case(found, user=request.user, status=data["status"], section=data["section"],
-                    content_missing=data["content_missing"], note=data["note"], assign_to_me=data["assign_to_me"])
+                    content_missing=data["content_missing"], note=data["note"], reply=data["reply"],
+                    assign_to_me=data["assign_to_me"])
         messages.success(request, f"Case {found.reference} saved.")
         return redirect("desk:case", reference=found.reference)
-    context = {"file": case_file(found), "form": form}
+    context = {"file": case_file(found), "form": form, "timeline": timeline(found)}
     return render(request, "kb/desk/case.html", context, status=400 if form.is_bound else 200)
 
 

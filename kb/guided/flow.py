@@ -12,6 +12,7 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from kb.desk.conversation import opened
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.redaction import redact
 
@@ -85,7 +86,8 @@ def record_feedback(section: Section, vote: str, diagnosis: Diagnosis | None = N
 
 
 def open_case(diagnosis: Diagnosis, *, name: str, email: str, details: str = "") -> Case:
-    """Escalate to the help desk with everything attached; one case per diagnosis."""
+    """Escalate to the help desk with everything attached; one case per diagnosis. The
+    person and the desk are mailed (and webhooks called) once it commits."""
     existing = Case.objects.filter(diagnosis=diagnosis).first()
     if existing:
         return existing
@@ -97,6 +99,7 @@ def open_case(diagnosis: Diagnosis, *, name: str, email: str, details: str = "")
                     reference=reference, diagnosis=diagnosis, name=name, email=email, details=redact(details)
                 )
                 Diagnosis.objects.filter(pk=diagnosis.pk).update(outcome=Diagnosis.Outcome.ESCALATED)
+                opened(case)
                 return case
         except IntegrityError:
             existing = Case.objects.filter(diagnosis=diagnosis).first()

@@ -1,4 +1,4 @@
-"""The guided flow's pages (form, answer, feedback, fixed, case) and the recommend API.
+"""The guided flow's pages (form, answer, feedback, fixed, case and its conversation) and the recommend API.
 
 Every write is a POST with CSRF protection, followed by a redirect, so a reload never
 repeats it. The diagnosis token in the URL is the person's private link.
@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kb.api.http import json_object
-from kb.forms import CaseForm, FeedbackForm, TroubleshootForm
+from kb.desk.conversation import requester_answer, timeline
+from kb.forms import AnswerForm, CaseForm, FeedbackForm, TroubleshootForm
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.search.query import MAX_QUERY_CHARS, printable
 
@@ -81,13 +82,20 @@ def fixed(request: HttpRequest, token: str) -> HttpResponse:
 @private
 @require_http_methods(["GET", "POST"])
 def case(request: HttpRequest, token: str) -> HttpResponse:
+    """Before a case: the form that opens one. After: the conversation, and the person's answer form."""
     diagnosis = get_object_or_404(Diagnosis, token=token)
-    existing = Case.objects.filter(diagnosis=diagnosis).first()
-    form = CaseForm(request.POST or None)
-    if existing is None and request.method == "POST" and form.is_valid():
+    existing = Case.objects.select_related("section__article__guide").filter(diagnosis=diagnosis).first()
+    form = (AnswerForm if existing else CaseForm)(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if existing:
+            requester_answer(existing, form.cleaned_data["body"])
+            return redirect(reverse("guided:case", args=[token]) + "#conversation")
         open_case(diagnosis, **form.cleaned_data)
         return redirect("guided:case", token=token)
-    context = {"diagnosis": diagnosis, "case": existing, "form": form, "recommendations": with_votes(diagnosis)}
+    context = {
+        "diagnosis": diagnosis, "case": existing, "form": form, "recommendations": with_votes(diagnosis),
+        "timeline": timeline(existing, for_requester=True) if existing else [],
+    }
     return render(request, "kb/guided/case.html", context, status=400 if form.errors else 200)
 
 

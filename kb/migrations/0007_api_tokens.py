@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('kb', '0006_guide_activities'),
+        ('kb', '0007_case_conversation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

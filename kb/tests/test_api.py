@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core import mail
 from django.test import Client
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
@@ -62,10 +63,12 @@ def case(guide) -> Case:
     diagnosis = Diagnosis.objects.create(
         error_text="An error occurred (AccessDenied) when calling the AssumeRole operation\nsecond line",
         signature="sig-api", analysis={"codes": ["AccessDenied"], "actions": ["sts:AssumeRole"]},
-        recommendations=[{"guide": "g", "article": "troubleshoot", "anchor": "assume-role", "title": "I cannot assume a role",
-                          "article_title": "Troubleshooting access", "url": "/kb/g/troubleshoot/#assume-role",
-                          "snippet": "Check the <mark>trust</mark> policy", "score": 2.5, "why": ["action sts:AssumeRole"],
-                          "section_id": 1}],
+        recommendations=[{
+            "guide": "g", "article": "troubleshoot", "anchor": "assume-role", "title": "I cannot assume a role",
+            "article_title": "Troubleshooting access", "url": "/kb/g/troubleshoot/#assume-role",
+            "snippet": "Check the <mark>trust</mark> policy", "score": 2.5, "why": ["action sts:AssumeRole"],
+            "section_id": 1,
+        }],
         outcome=Diagnosis.Outcome.ESCALATED, token="private-" + uuid.uuid4().hex,
     )
     return Case.objects.create(reference=REFERENCE, diagnosis=diagnosis, name="Pat", email="pat@example.com")
@@ -100,7 +103,8 @@ def test_the_document_is_valid_openapi_3_1(client, db):
 
 
 def operations() -> list[tuple[str, str, dict]]:
-    return [(path, method, op) for path, item in DOC["paths"].items() for method, op in item.items() if method in METHODS]
+    return [(path, method, op) for path, item in DOC["paths"].items()
+            for method, op in item.items() if method in METHODS]
 
 
 def declared() -> list[tuple[str, int]]:
@@ -148,6 +152,11 @@ CALLS: dict[tuple[str, int], Call] = {
     ("resolveCase", 401): Call(token="revoked", path=ON_CASE, body={"section": SECTION}),
     ("resolveCase", 403): Call(token="read", path=ON_CASE, body={"section": SECTION}),
     ("resolveCase", 404): Call(token="write", path=NO_CASE, body={"section": SECTION}),
+    ("replyToCase", 201): Call(token="write", path=ON_CASE, body={"body": "Which region were you in?"}),
+    ("replyToCase", 400): Call(token="write", path=ON_CASE, body={"body": "  "}),
+    ("replyToCase", 401): Call(path=ON_CASE, body={"body": "Hello"}),
+    ("replyToCase", 403): Call(token="read", path=ON_CASE, body={"body": "Hello"}),
+    ("replyToCase", 404): Call(token="write", path=NO_CASE, body={"body": "Hello"}),
     ("voteOnSection", 201): Call(token="write", body={"section": SECTION, "vote": "helped"}),
     ("voteOnSection", 400): Call(token="write", body={"section": SECTION, "vote": "meh"}),
     ("voteOnSection", 401): Call(body={"section": SECTION, "vote": "helped"}),
@@ -206,7 +215,10 @@ def limits(settings, monkeypatch):
     settings.KB_RATE_LIMITS = {group: "1/m" for group in ("search", "recommend", "feedback", "case", "api")}
 
 
-@pytest.mark.parametrize("operation_id", sorted(op["operationId"] for _, _, op in operations() if "429" in op["responses"]))
+LIMITED = sorted(op["operationId"] for _, _, op in operations() if "429" in op["responses"])
+
+
+@pytest.mark.parametrize("operation_id", LIMITED)
 def test_limits_count_per_token(case, issue, limits, operation_id):
     """Over the limit a token gets the declared 429; another token, or the same address without one, has its own."""
     success = next(call for (op, status), call in CALLS.items() if op == operation_id and status < 300)
@@ -332,7 +344,8 @@ def test_status_and_resolve_act_as_the_tokens_owner(client, case, issue):
     changed = client.post(f"{url}/status", {"status": "in_progress", "note": "Looking"},
                           content_type="application/json", **headers).json()
     assert changed["status"] == "in_progress"
-    assert "integrator]\nLooking" in changed["staff_notes"]
+    assert [(e["kind"], e["author"], e["body"], e["new_status"]) for e in changed["timeline"]] == [
+        ("note", "integrator", "Looking", None), ("status", "integrator", "", "in_progress")]
 
     resolved = client.post(f"{url}/resolve", {"section": "/kb/g/troubleshoot/#assume-role"},
                            content_type="application/json", **headers).json()
@@ -345,6 +358,26 @@ def test_status_and_resolve_act_as_the_tokens_owner(client, case, issue):
 
     gap = client.post(f"{url}/resolve", {"content_missing": True}, content_type="application/json", **headers).json()
     assert (gap["status"], gap["content_missing"]) == ("resolved", True)
+
+
+def test_a_reply_and_a_resolution_reach_the_person_by_mail_and_on_their_page(
+        client, case, issue, django_capture_on_commit_callbacks):
+    headers = bearer(issue("write"))
+    with django_capture_on_commit_callbacks(execute=True):
+        replied = client.post(f"/api/v1/cases/{REFERENCE}/replies", {"body": "Which <b>region</b> were you in?"},
+                              content_type="application/json", **headers)
+    assert replied.status_code == 201
+    assert (replied.json()["kind"], replied.json()["author"]) == ("reply", "integrator")
+    assert mail.outbox[-1].to == ["pat@example.com"] and "Which <b>region</b> were you in?" in mail.outbox[-1].body
+    page = client.get(f"/troubleshoot/{case.diagnosis.token}/case/").content.decode()
+    assert "Which &lt;b&gt;region&lt;/b&gt; were you in?" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/api/v1/cases/{REFERENCE}/resolve", {"section": SECTION}, content_type="application/json",
+                    **headers)
+    assert len(mail.outbox) == 2 and mail.outbox[-1].to == ["pat@example.com"]
+    assert "I cannot assume a role" in client.get(f"/troubleshoot/{case.diagnosis.token}/case/").content.decode()
+    assert [e.kind for e in case.events.all()] == ["reply", "status"]
 
 
 @pytest.mark.parametrize("body, message", [

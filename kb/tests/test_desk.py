@@ -13,7 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from kb.desk import cases as desk_cases
-from kb.desk.cases import first_line, section_from_reference, update_case
+from kb.desk.cases import first_line, section_from_reference
+from kb.desk.conversation import update_case
 from kb.desk.insights import (
     cases_by_code,
     not_this_sections,
@@ -25,7 +26,7 @@ from kb.desk.insights import (
 )
 from kb.guided.recommend import recommend
 from kb.importer import import_content
-from kb.models import Case, Diagnosis, Feedback, SearchLog, Section
+from kb.models import Case, CaseEvent, Diagnosis, Feedback, SearchLog, Section
 
 TROUBLESHOOT = """\
 # Troubleshooting access<a name="troubleshoot_access"></a>
@@ -159,8 +160,8 @@ def test_queue_tabs_filter_by_status_newest_first_with_counts(staff_client):
     assert queue_references(staff_client.get("/desk/?status=%3Cx%3E")) == [newer_new.reference, older_new.reference]
 
     tabs = {a["href"]: a.get_text(" ", strip=True) for a in soup(staff_client.get("/desk/")).select(".desk-tabs a")}
-    assert tabs == {"?status=new": "New 2", "?status=in_progress": "In progress 1", "?status=resolved": "Resolved 1",
-                    "?status=all": "All 4"}
+    assert tabs == {"?status=new": "New 2", "?status=in_progress": "In progress 1",
+                    "?status=waiting": "Waiting on requester 0", "?status=resolved": "Resolved 1", "?status=all": "All 4"}
 
 
 @pytest.mark.django_db
@@ -280,7 +281,8 @@ def test_resolving_with_a_section_link(staff_client, staff, guide, reference):
     assert case.status == Case.Status.RESOLVED and case.section == section("assume-role")
     assert (case.guide_slug, case.article_slug, case.anchor) == ("g", "troubleshoot", "assume-role")
     assert case.assignee == staff and not case.content_missing
-    assert "staffer]\nTold them to fix the trust policy." in case.staff_notes
+    note = case.events.get(kind=CaseEvent.Kind.NOTE)
+    assert (note.author, note.body) == (staff, "Told them to fix the trust policy.")
     page = soup(staff_client.get(response["Location"]))
     assert "saved" in page.select_one(".desk-messages").get_text()
     assert page.find("a", string="I cannot assume a role", href="/kb/g/troubleshoot/#assume-role")
@@ -330,16 +332,19 @@ def test_inconsistent_or_hostile_input_is_a_form_error_not_a_500(staff_client, g
 
 
 @pytest.mark.django_db
-def test_update_case_appends_notes_and_reopening_clears_the_resolution(guide, staff, django_user_model):
+def test_update_case_keeps_every_note_and_reopening_clears_the_resolution(guide, staff, django_user_model):
     case = make_case()
     update_case(case, user=staff, status="resolved", section=section("lost-keys"), note="first")
     other = django_user_model.objects.create_user("other", is_staff=True)
     case = update_case(case, user=other, status="in_progress", note="  second  ", assign_to_me=True)
     assert case.status == Case.Status.IN_PROGRESS and case.assignee == other
     assert case.section is None and (case.guide_slug, case.article_slug, case.anchor) == ("", "", "")
-    first, second = case.staff_notes.split("\n\n")
-    assert first.endswith("staffer]\nfirst") and second.endswith("other]\nsecond")
-    assert Case.objects.get(pk=case.pk).staff_notes == case.staff_notes
+    notes = case.events.filter(kind=CaseEvent.Kind.NOTE)
+    assert [(note.author, note.body) for note in notes] == [(staff, "first"), (other, "second")]
+    statuses = case.events.filter(kind=CaseEvent.Kind.STATUS)
+    assert [(e.author, e.old_status, e.new_status) for e in statuses] == [
+        (staff, "new", "resolved"), (other, "resolved", "in_progress")
+    ]
 
 
 @pytest.mark.django_db
@@ -518,5 +523,6 @@ def test_desk_pages_query_a_fixed_number_of_times(staff_client, staff, full_case
     # page of cases, counts per status.
     with django_assert_max_num_queries(5):
         staff_client.get("/desk/?status=all")
-    with django_assert_max_num_queries(4):  # session, user, case, its feedback
+    update_case(full_case, user=staff, status="waiting", note="a note", reply="a reply")
+    with django_assert_max_num_queries(5):  # session, user, case, its feedback, its timeline with authors
         staff_client.get(f"/desk/cases/{full_case.reference}/")

@@ -127,9 +127,23 @@ def test_limit_answers_carry_the_security_headers_too(limits):
 
 
 def test_check_deploy_is_clean_with_production_settings():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_HTTPS="1")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_HTTPS="1",
+                    EMAIL_URL="smtp://mail.example.com:587?tls=1", KB_SITE_URL="https://kb.example.com")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_mail_would_not_go_out():
+    result = manage("check", "--deploy", DJANGO_HTTPS="1", EMAIL_URL="", KB_SITE_URL="")
+    assert "kb.W001" in result.stderr and "EMAIL_URL is not set" in result.stderr
+    assert "kb.W002" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["smtp://", "pop3://mail.example.com", "smtp://mail.example.com?tls=maybe",
+                                   "smtps://mail.example.com?tls=1", "smtp://mail.example.com:99999"])
+def test_a_bad_email_url_stops_start_up_naming_it(value):
+    result = manage("check", EMAIL_URL=value)
+    assert result.returncode != 0 and "EMAIL_URL" in result.stderr
 
 
 def test_without_https_check_deploy_names_what_https_turns_on():

@@ -1,0 +1,153 @@
+"""The conversation on a case: the desk's replies and internal notes, the person's answers,
+status changes and resolution, as one timeline of CaseEvents.
+
+Each function locks the case row, writes its events and queues the mail and webhooks
+that announce it in one transaction (they are sent after it commits), so two staff
+members saving at once lose nothing and nothing is announced that did not happen.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from kb.models import Case, CaseEvent, Section, Webhook
+from kb.notify.outbox import announce
+from kb.redaction import redact
+
+Status = Case.Status
+# The person's answer gives the desk work again on a case that waited on them or was closed.
+REOPENED_BY_ANSWER = {Status.WAITING, Status.RESOLVED}
+
+
+def timeline(case: Case, *, for_requester: bool = False) -> list[CaseEvent]:
+    """The case's events oldest first; the person's view leaves out internal notes."""
+    events = case.events.select_related("author")
+    return list(events.for_requester() if for_requester else events)
+
+
+@transaction.atomic
+def opened(case: Case) -> CaseEvent:
+    """Start the timeline of a case just raised, and tell the person and the desk."""
+    event = _add(case, CaseEvent.Kind.STATUS, None, new_status=case.status)
+    announce(case, Webhook.Event.OPENED, event)
+    return event
+
+
+@transaction.atomic
+def reply(case: Case, user: User, body: str) -> CaseEvent:
+    """A message from the desk to the person: shown on their case page and mailed to them."""
+    locked = _lock(case)
+    event = _add(locked, CaseEvent.Kind.REPLY, user, body.strip())
+    locked.save(update_fields=["updated_at"])
+    announce(locked, Webhook.Event.REPLIED, event)
+    return event
+
+
+@transaction.atomic
+def add_note(case: Case, user: User, body: str) -> CaseEvent:
+    """An internal note: staff only, never shown or sent to the person."""
+    locked = _lock(case)
+    event = _add(locked, CaseEvent.Kind.NOTE, user, body.strip())
+    locked.save(update_fields=["updated_at"])
+    return event
+
+
+@transaction.atomic
+def requester_answer(case: Case, body: str) -> CaseEvent:
+    """The person's answer from their case page, stored with secrets redacted (as a paste is).
+
+    A case waiting on them, or resolved, goes back to in progress: the desk has work again.
+    """
+    locked = _lock(case)
+    event = _add(locked, CaseEvent.Kind.ANSWER, None, redact(body.strip()))
+    if locked.status in REOPENED_BY_ANSWER:
+        _set_status(locked, None, Status.IN_PROGRESS)
+    locked.save()
+    announce(locked, Webhook.Event.ANSWERED, event)
+    return event
+
+
+@transaction.atomic
+def change_status(case: Case, user: User, status: str) -> Case:
+    """Move the case to `status`, recorded in the timeline; Resolved goes through resolve()
+    (without a section). Any other status clears a resolution, so a reopened case does not
+    keep teaching recommendations a resolution that did not hold."""
+    if status == Status.RESOLVED:
+        return resolve(case, user)
+    locked = _lock(case)
+    _set_status(locked, user, status)
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def resolve(case: Case, user: User, section: Section | None = None, *, content_missing: bool = False) -> Case:
+    """Resolve the case with the section that answers it, or mark content as missing (not
+    both). The person is told when the case becomes resolved; their page shows the section."""
+    if section is not None and content_missing:
+        raise ValueError("a case is resolved by a section or has content missing, not both")
+    locked = _lock(case)
+    _resolve(locked, user, section, content_missing)
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def update_case(
+    case: Case,
+    *,
+    user: User,
+    status: str,
+    section: Section | None = None,
+    content_missing: bool = False,
+    note: str = "",
+    reply: str = "",
+    assign_to_me: bool = False,
+) -> Case:
+    """Apply the desk form: assignment, a note, a reply, then the status (so the timeline
+    reads "replied, then waiting on requester"). Blank notes and replies are ignored."""
+    locked = _lock(case)
+    if assign_to_me:
+        locked.assignee = user
+    if note.strip():
+        _add(locked, CaseEvent.Kind.NOTE, user, note.strip())
+    if reply.strip():
+        announce(locked, Webhook.Event.REPLIED, _add(locked, CaseEvent.Kind.REPLY, user, reply.strip()))
+    if status == Status.RESOLVED:
+        _resolve(locked, user, section, content_missing)
+    else:
+        _set_status(locked, user, status)
+    locked.save()
+    return locked
+
+
+def _lock(case: Case) -> Case:
+    return Case.objects.select_for_update().get(pk=case.pk)
+
+
+def _add(case: Case, kind: str, user: User | None, body: str = "", *, old_status: str = "",
+         new_status: str = "") -> CaseEvent:
+    return CaseEvent.objects.create(
+        case=case, kind=kind, author=user, body=body, old_status=old_status, new_status=new_status
+    )
+
+
+def _set_status(case: Case, user: User | None, status: str) -> CaseEvent | None:
+    """Change a locked case's status in memory and record it (nothing when unchanged)."""
+    if status != Status.RESOLVED:
+        case.point_at(None)
+        case.content_missing = False
+    if case.status == status:
+        return None
+    event = _add(case, CaseEvent.Kind.STATUS, user, old_status=case.status, new_status=status)
+    case.status = status
+    return event
+
+
+def _resolve(case: Case, user: User, section: Section | None, content_missing: bool) -> None:
+    event = _set_status(case, user, Status.RESOLVED)
+    case.point_at(section)
+    case.content_missing = content_missing and section is None
+    if event is not None:
+        announce(case, Webhook.Event.RESOLVED, event)
