@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from kb.models import ApiToken
 
-from .http import error
+from .http import ApiError, error
 from .tokens import TokenRefused, authenticate, bearer
 
 View = Callable[..., HttpResponse]
@@ -54,7 +54,8 @@ def unauthorised(message: str) -> HttpResponse:
 
 def endpoint(*methods: str, scope: str | None = None) -> Callable[[View], View]:
     """An API view: only `methods`, never cached, and with `scope` ("read" or "write") a token
-    of that scope required (401 without one, 403 for a read token on a write endpoint).
+    of that scope required (401 without one, 403 for a read token on a write endpoint). An
+    ApiError the view raises is its answer.
 
     CSRF-exempt: API views authenticate by the bearer token alone and never read the
     session cookie, so a forged cross-site request has no credentials to borrow.
@@ -71,7 +72,10 @@ def endpoint(*methods: str, scope: str | None = None) -> Callable[[View], View]:
                 return unauthorised("this endpoint needs an API token: send 'Authorization: Bearer <token>'")
             if scope == ApiToken.Scope.WRITE and not token.can_write:
                 return error(403, "this token has read scope: changes need a token with write scope")
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as refused:
+                return refused.response()
 
         return wrapped
 

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Substr
 from django.urls import reverse
 
-from kb.desk.cases import HEAD_CHARS, case_for_desk, first_line
+from kb.desk.cases import HEAD_CHARS, first_line
 from kb.desk.conversation import timeline
 from kb.guided.views import with_votes
 from kb.models import Case, CaseEvent
@@ -80,23 +80,25 @@ def case_summary(case: Case, error: str) -> dict[str, Any]:
     }
 
 
+def section_key(guide: str, article: str, anchor: str) -> str:
+    """How the API names a section: `guide/article#anchor`, as the desk's form accepts it."""
+    return f"{guide}/{article}#{anchor}"
+
+
 def resolution(case: Case) -> dict[str, Any] | None:
     """The section that resolved the case, by its key (kept if an import removed it), or None."""
     if not case.guide_slug:
         return None
     section = case.section
     return {
-        "section": f"{case.guide_slug}/{case.article_slug}#{case.anchor}",
+        "section": section_key(case.guide_slug, case.article_slug, case.anchor),
         "title": section.title if section else None,
         "url": section.get_absolute_url() if section else None,
     }
 
 
-def case_detail(reference: str) -> dict[str, Any] | None:
-    """One case with its diagnosis and the recommendations the person saw (the Case schema), or None."""
-    case = case_for_desk(reference)
-    if case is None:
-        return None
+def case_detail(case: Case) -> dict[str, Any]:
+    """One case with its diagnosis, the recommendations the person saw and its timeline (the Case schema)."""
     diagnosis = case.diagnosis
     return {
         **case_summary(case, first_line(diagnosis.error_text)),

@@ -231,6 +231,8 @@ def test_limits_count_per_token(case, issue, limits, operation_id):
     assert int(over["Retry-After"]) > 0
     other = Call(token="write", path=success.path, query=success.query, body=success.body)
     assert send(Client(REMOTE_ADDR=address), operation_id, other, issue).status_code < 300
+    if "x-scope" not in find(operation_id)[2]:  # public: the address's own budget is untouched
+        assert send(Client(REMOTE_ADDR=address), operation_id, success, issue).status_code < 300
 
 
 # Tokens ---------------------------------------------------------------------------------------
@@ -416,6 +418,16 @@ def test_other_errors_under_the_api_are_json(client, case, issue, settings):
                           content_type="application/json", **bearer(issue("write")))
     assert too_big.status_code == 413
     assert too_big.json()["error"]
+
+
+def test_a_server_error_is_json_too(case, issue, monkeypatch):
+    def broken(reference):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("kb.api.views.case_detail", broken)
+    response = Client(raise_request_exception=False).get(f"/api/v1/cases/{REFERENCE}", **bearer(issue("read")))
+    assert response.status_code == 500
+    assert response.json()["error"] and "fire" not in response.content.decode()
 
 
 def test_the_reference_page_prints_every_operation_and_the_footer_links_it(client, db):
