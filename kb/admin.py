@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.core.validators import URLValidator
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -113,7 +114,8 @@ class OutgoingEmailAdmin(DeliveryAdmin):
 
 
 class WebhookForm(forms.ModelForm):
-    url = forms.URLField(max_length=500, assume_scheme="https", help_text=Webhook._meta.get_field("url").help_text)
+    url = forms.URLField(max_length=500, assume_scheme="https", validators=[URLValidator(schemes=["http", "https"])],
+                         help_text=Webhook._meta.get_field("url").help_text)
     events = forms.MultipleChoiceField(
         choices=Webhook.Event.choices, required=False, widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every event.",

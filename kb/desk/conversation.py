@@ -4,6 +4,7 @@ status changes and resolution, as one timeline of CaseEvents.
 Each function locks the case row, writes its events and queues the mail and webhooks
 that announce it in one transaction (they are sent after it commits), so two staff
 members saving at once lose nothing and nothing is announced that did not happen.
+Input a form would reject (a blank message, an unknown status) raises ValueError.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def opened(case: Case) -> CaseEvent:
 def reply(case: Case, user: User, body: str) -> CaseEvent:
     """A message from the desk to the person: shown on their case page and mailed to them."""
     locked = _lock(case)
-    event = _add(locked, CaseEvent.Kind.REPLY, user, body.strip())
+    event = _add(locked, CaseEvent.Kind.REPLY, user, _message(body))
     locked.save(update_fields=["updated_at"])
     announce(locked, Webhook.Event.REPLIED, event)
     return event
@@ -48,7 +49,7 @@ def reply(case: Case, user: User, body: str) -> CaseEvent:
 def add_note(case: Case, user: User, body: str) -> CaseEvent:
     """An internal note: staff only, never shown or sent to the person."""
     locked = _lock(case)
-    event = _add(locked, CaseEvent.Kind.NOTE, user, body.strip())
+    event = _add(locked, CaseEvent.Kind.NOTE, user, _message(body))
     locked.save(update_fields=["updated_at"])
     return event
 
@@ -60,7 +61,7 @@ def requester_answer(case: Case, body: str) -> CaseEvent:
     A case waiting on them, or resolved, goes back to in progress: the desk has work again.
     """
     locked = _lock(case)
-    event = _add(locked, CaseEvent.Kind.ANSWER, None, redact(body.strip()))
+    event = _add(locked, CaseEvent.Kind.ANSWER, None, redact(_message(body)))
     if locked.status in REOPENED_BY_ANSWER:
         _set_status(locked, None, Status.IN_PROGRESS)
     locked.save()
@@ -122,6 +123,12 @@ def update_case(
     return locked
 
 
+def _message(body: str) -> str:
+    if not body.strip():
+        raise ValueError("a message needs some text")
+    return body.strip()
+
+
 def _lock(case: Case) -> Case:
     return Case.objects.select_for_update().get(pk=case.pk)
 
@@ -135,6 +142,8 @@ def _add(case: Case, kind: str, user: User | None, body: str = "", *, old_status
 
 def _set_status(case: Case, user: User | None, status: str) -> CaseEvent | None:
     """Change a locked case's status in memory and record it (nothing when unchanged)."""
+    if status not in Status.values:
+        raise ValueError(f"no such status: {status!r}")
     if status != Status.RESOLVED:
         case.point_at(None)
         case.content_missing = False

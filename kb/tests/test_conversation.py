@@ -99,6 +99,10 @@ def test_status_changes_are_recorded_once_and_resolve_takes_a_section_or_missing
     ]
     with pytest.raises(ValueError):
         resolve(case, staff, section("assume-role"), content_missing=True)
+    with pytest.raises(ValueError):
+        change_status(case, staff, "closed")
+    with pytest.raises(ValueError):
+        reply(case, staff, "  \n ")
     assert resolve(case, staff, content_missing=True).content_missing
 
 

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from kb.desk.conversation import add_note, reply, resolve
-from kb.models import Case, CaseEvent, Diagnosis, OutgoingEmail, Webhook, WebhookDelivery
+from kb.models import Case, Diagnosis, OutgoingEmail, Webhook, WebhookDelivery
 from kb.notify import models as outbox_models
 from kb.notify.outbox import deliver
 
@@ -288,6 +288,8 @@ def test_the_admin_lists_deliveries_and_edits_webhooks(admin_client, staff, rece
                                                              "events": ["case.opened", "case.resolved"], "secret": "s3"})
     assert response.status_code == 302
     assert Webhook.objects.get(secret="s3").events == ["case.opened", "case.resolved"]
+    refused = admin_client.post("/admin/kb/webhook/add/", {"url": "ftp://files.example.com/", "secret": "s4"})
+    assert refused.status_code == 200 and not Webhook.objects.filter(secret="s4").exists()
     email = OutgoingEmail.objects.first()
     body = admin_client.get(f"/admin/kb/outgoingemail/{email.pk}/change/").content.decode()
     assert "/troubleshoot/" not in body  # the person's private link stays theirs
