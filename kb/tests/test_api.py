@@ -26,7 +26,7 @@ from kb import ratelimit
 from kb.api import tokens
 from kb.api.openapi import document
 from kb.importer import import_content
-from kb.models import ApiToken, Case, Diagnosis, Feedback
+from kb.models import ApiToken, Case, Diagnosis, Feedback, Section
 
 TROUBLESHOOT = """\
 # Troubleshooting access<a name="troubleshoot_access"></a>
@@ -327,6 +327,22 @@ def test_list_filters_and_pages(client, case, issue):
     bad = client.get("/api/v1/cases", {"since": "yesterday", "content_missing": "maybe"}, **headers)
     assert bad.status_code == 400
     assert set(bad.json()["fields"]) == {"since", "content_missing"}
+
+
+def test_a_page_of_cases_takes_the_same_few_queries_however_many_it_holds(
+        client, case, issue, staff, django_assert_max_num_queries):
+    headers = bearer(issue("read"))
+    client.get("/api/v1/cases", **headers)  # records the token's last use, once a minute
+    section = Section.objects.select_related("article__guide").get(anchor="assume-role")
+    for n in range(10):
+        many = Case(reference=f"KB-2612-MANY{n}", assignee=staff, status=Case.Status.RESOLVED, name="Sam",
+                    email="sam@example.com",
+                    diagnosis=Diagnosis.objects.create(error_text="e", signature="s", token=f"many{n}"))
+        many.point_at(section)
+        many.save()
+    # The token, the count and the page.
+    with django_assert_max_num_queries(3):
+        assert len(client.get("/api/v1/cases", **headers).json()["results"]) == 11
 
 
 def test_a_case_with_its_diagnosis_and_recommendations(client, case, issue):
