@@ -47,11 +47,9 @@ def reply(case: Case, user: User, body: str) -> CaseEvent:
 
 @transaction.atomic
 def add_note(case: Case, user: User, body: str) -> CaseEvent:
-    """An internal note: staff only, never shown or sent to the person."""
-    locked = _lock(case)
-    event = _add(locked, CaseEvent.Kind.NOTE, user, _message(body))
-    locked.save(update_fields=["updated_at"])
-    return event
+    """An internal note: staff only, never shown or sent to the person (nor does the
+    "last change" their page shows move)."""
+    return _add(_lock(case), CaseEvent.Kind.NOTE, user, _message(body))
 
 
 @transaction.atomic

@@ -85,6 +85,8 @@ def case(request: HttpRequest, token: str) -> HttpResponse:
     """Before a case: the form that opens one. After: the conversation, and the person's answer form."""
     diagnosis = get_object_or_404(Diagnosis, token=token)
     existing = Case.objects.select_related("section__article__guide").filter(diagnosis=diagnosis).first()
+    if existing and request.method == "POST" and "body" not in request.POST:
+        return redirect("guided:case", token=token)  # the case form sent twice: the case is open
     form = (AnswerForm if existing else CaseForm)(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if existing:

@@ -17,3 +17,8 @@ def private_link(case: Case) -> str:
 
 def desk_link(case: Case) -> str:
     return absolute(reverse("desk:case", args=[case.reference]))
+
+
+def section_link(case: Case) -> str:
+    """The section that resolved the case, or "" when none did."""
+    return absolute(case.section.get_absolute_url()) if case.section_id else ""

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 
 from kb.models import Case, CaseEvent, OutgoingEmail, Webhook
 
-from .links import absolute, desk_link, private_link
+from .links import desk_link, private_link, section_link
 
 PERSON, DESK = "person", "desk"
 
@@ -38,7 +38,7 @@ def queue(case: Case, event: str, message: CaseEvent | None = None) -> list[Outg
             "case": case,
             "message": message if message is not None and message.kind == CaseEvent.Kind.REPLY else None,
             "link": private_link(case) if recipient == PERSON else desk_link(case),
-            "section_link": _section_link(case),
+            "section_link": section_link(case),
         }
         text, html = (render_to_string(f"kb/mail/{name}.{ext}", context) for ext in ("txt", "html"))
         emails += [
@@ -55,6 +55,3 @@ def send(email: OutgoingEmail) -> None:
     message.attach_alternative(email.html_body, "text/html")
     message.send()
 
-
-def _section_link(case: Case) -> str:
-    return absolute(case.section.get_absolute_url()) if case.section_id else ""

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from kb.models import Case, CaseEvent, Webhook, WebhookDelivery
 
-from .links import absolute, desk_link
+from .links import desk_link, section_link
 
 SIGNATURE_HEADER = "X-KB-Signature"
 
@@ -49,15 +49,14 @@ def payload(case: Case, event: str, message: CaseEvent | None = None) -> dict:
     shown = message if message is not None and message.kind in {CaseEvent.Kind.REPLY, CaseEvent.Kind.ANSWER} else None
     return {
         "event": event,
-        "sent_at": timezone.now().isoformat(),
+        "occurred_at": timezone.now().isoformat(),  # retries send the same body
         "case": {
             "reference": case.reference,
             "status": case.status,
             "url": desk_link(case),
             "created_at": case.created_at.isoformat(),
             "resolved_by": (
-                {"title": case.section.title, "url": absolute(case.section.get_absolute_url())}
-                if case.section_id else None
+                {"title": case.section.title, "url": section_link(case)} if case.section_id else None
             ),
             "content_missing": case.content_missing,
         },

@@ -119,3 +119,23 @@ def test_the_desk_form_replies_and_sets_waiting_in_one_save(staff_client, staff)
     # update_case and the form agree: a blank reply and note add nothing.
     update_case(case, user=staff, status="waiting", reply="  ", note="")
     assert case.events.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_staff_notes_into_the_timeline():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("kb", "0006_guide_activities")], [("kb", "0007_case_conversation")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    diagnosis = old.get_model("kb", "Diagnosis").objects.create(error_text="e", signature="s", token="t")
+    old.get_model("kb", "Case").objects.create(reference="KB-1", diagnosis=diagnosis, name="P", email="p@example.com",
+                                               staff_notes="[2026-01-01 10:00 sam]\nfirst\n\n[2026-01-02 sam]\nsecond")
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    note = new.get_model("kb", "CaseEvent").objects.get()
+    assert (note.kind, note.case.reference) == ("note", "KB-1") and note.body.endswith("second")

@@ -399,8 +399,9 @@ def test_none_of_these_helped_opens_a_case_with_everything_attached(csrf_client,
     assert [r["anchor"] for r in attached.recommendations] == anchors(diagnosis)
     assert list(attached.feedback.values_list("anchor", "vote")) == [(rejected["anchor"], "not_this")]
 
-    csrf_client.post(case_url, data)  # the form submitted again (back button, double click)
-    assert Case.objects.count() == 1
+    again = csrf_client.post(case_url, data)  # the form submitted again (back button, double click)
+    assert again.status_code == 302 and again.url == case_url
+    assert Case.objects.count() == 1 and not case.events.filter(kind="answer").exists()
 
 
 def test_a_case_is_seen_only_through_its_private_link(client, guide):
