@@ -1,15 +1,19 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
+from .api import tokens
 from .models import (
-    Article, Case, Diagnosis, Feedback, Guide, OutgoingEmail, SearchLog, Section, SectionEmbedding, SectionEntity, Webhook,
-    WebhookDelivery,
+    ApiToken, Article, Case, Diagnosis, Feedback, Guide, OutgoingEmail, SearchLog, Section, SectionEmbedding,
+    SectionEntity, Webhook, WebhookDelivery,
 )
 
 
@@ -171,3 +175,50 @@ class WebhookDeliveryAdmin(DeliveryAdmin):
     search_fields = ["case__reference", "last_error"]
     fields = ["webhook", "case", "event", "body", "status_code", *DeliveryAdmin.readonly_fields]
     readonly_fields = ["body", "status_code", *DeliveryAdmin.readonly_fields]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff issue tokens here. The token is shown once, on the page that answers the add
+    form, and never again: only its digest is stored. Revoke by ticking "revoked" (or the
+    list action), or delete the row."""
+
+    list_display = ["name", "prefix", "scope", "user", "created_at", "last_used_at", "revoked"]
+    list_filter = ["scope", "revoked"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "user", "scope"]
+        return ["name", "prefix", "user", "scope", "revoked", "created_at", "last_used_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        # A token's owner and scope are what it was issued for: issue another rather than widen one.
+        return self.readonly_fields + (["user", "scope"] if obj else [])
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        return {"user": request.user.pk}
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = User.objects.filter(is_staff=True, is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        if not change:
+            obj.issued_token = tokens.fill_new(obj)  # only in memory, for response_add
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> HttpResponse:
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "token": obj,
+                   "secret": obj.issued_token, "title": "API token created"}
+        response = TemplateResponse(request, "admin/kb/apitoken/created.html", context)
+        add_never_cache_headers(response)  # the one page that holds the token
+        return response
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        count = queryset.update(revoked=True)
+        self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.")

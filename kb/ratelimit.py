@@ -32,8 +32,10 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RULES: list[tuple[str, str, re.Pattern[str]]] = [
     ("search", "GET", re.compile(r"^/search/$|^/api/v1/search$")),
     ("recommend", "POST", re.compile(r"^/api/v1/recommend$|^/troubleshoot/$")),
-    ("feedback", "POST", re.compile(r"^/search/opened/|^/feedback/$|^/troubleshoot/[^/]+/feedback/$")),
+    ("feedback", "POST", re.compile(r"^/search/opened/|^/feedback/$|^/troubleshoot/[^/]+/feedback/$|^/api/v1/feedback$")),
     ("case", "POST", re.compile(r"^/troubleshoot/[^/]+/case/$")),
+    ("api", "GET", re.compile(r"^/api/v1/cases")),
+    ("api", "POST", re.compile(r"^/api/v1/cases")),
 ]
 
 
@@ -73,6 +75,13 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+def client_identity(request: HttpRequest) -> str:
+    """Whom a request counts against: its API token when it carries a valid one (set by
+    kb.api.auth.ApiTokenMiddleware), so an integration has its own budget; else its address."""
+    token = getattr(request, "api_token", None)
+    return f"token:{token.pk}" if token is not None else client_address(request)
+
+
 def check(request: HttpRequest) -> Limited | None:
     """Count the request against its group's limit; a Limited when it goes over.
 
@@ -88,7 +97,7 @@ def check(request: HttpRequest) -> Limited | None:
     limit, period = rate
     now = time.time()
     window = int(now // period)
-    key = f"{group}:{client_address(request)}:{window}"
+    key = f"{group}:{client_identity(request)}:{window}"
     try:
         count = _count(key, period)
     except Exception:

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kb.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the limits: they count a request that carries an API token per token.
+    "kb.api.auth.ApiTokenMiddleware",
     "kb.middleware.RequestLimitsMiddleware",
     "kb.middleware.JsonApiErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -227,6 +229,7 @@ KB_RATE_LIMITS = {
     "recommend": env_rate("KB_RATE_LIMIT_RECOMMEND", "30/m"),
     "feedback": env_rate("KB_RATE_LIMIT_FEEDBACK", "60/m"),
     "case": env_rate("KB_RATE_LIMIT_CASE", "10/h"),
+    "api": env_rate("KB_RATE_LIMIT_API", "120/m"),
 }
 KB_RATE_LIMIT_ENABLED = env_bool("KB_RATE_LIMIT_ENABLED", True)
 # How often a process reads the content generation from the shared cache (kb/cache.py):

@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("desk/", include("kb.desk.urls")),
+    path("", include("kb.api.urls")),
     path("", include("kb.guided.urls")),
     path("", include("kb.urls")),
 ]

@@ -11,6 +11,27 @@ from kb.models import Case, Section
 from .cases import section_from_reference
 
 
+class SectionReferenceField(forms.CharField):
+    """A section named as staff write it (a portal link or `guide/article#anchor`); cleans to the Section."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 700)
+        kwargs.setdefault("help_text", "A portal link such as /kb/guide/article/#anchor, or guide/article#anchor.")
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> Section | None:
+        reference = super().clean(value)
+        if not reference:
+            return None
+        section = section_from_reference(reference)
+        if section is None:
+            raise forms.ValidationError(
+                "No section of the portal is at that address. Paste a section's link, such as "
+                "/kb/guide/article/#anchor, or write guide/article#anchor.", code="unknown",
+            )
+        return section
+
+
 class CaseUpdateForm(forms.Form):
     status = forms.ChoiceField(choices=Case.Status.choices)
     assign_to_me = forms.BooleanField(required=False, label="Assign to me")
@@ -22,12 +43,7 @@ class CaseUpdateForm(forms.Form):
         required=False, max_length=10_000, label="Add an internal note",
         help_text="Staff only: never shown or sent to the person.", widget=forms.Textarea(attrs={"rows": 3}),
     )
-    section = forms.CharField(
-        required=False,
-        max_length=700,
-        label="Section that resolved it",
-        help_text="A portal link such as /kb/guide/article/#anchor, or guide/article#anchor.",
-    )
+    section = SectionReferenceField(required=False, label="Section that resolved it")
     content_missing = forms.BooleanField(required=False, label="Content is missing: no section covers this")
 
     @classmethod
@@ -36,18 +52,6 @@ class CaseUpdateForm(forms.Form):
         key = f"{case.guide_slug}/{case.article_slug}#{case.anchor}" if case.guide_slug else ""
         initial = {"status": case.status, "section": key, "content_missing": case.content_missing}
         return cls(data, initial=initial, label_suffix="")
-
-    def clean_section(self) -> Section | None:
-        reference = self.cleaned_data["section"]
-        if not reference:
-            return None
-        section = section_from_reference(reference)
-        if section is None:
-            raise forms.ValidationError(
-                "No section of the portal is at that address. Paste a section's link, such as "
-                "/kb/guide/article/#anchor, or write guide/article#anchor."
-            )
-        return section
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -4,7 +4,6 @@ Every write is a POST with CSRF protection, followed by a redirect, so a reload 
 repeats it. The diagnosis token in the URL is the person's private link.
 """
 
-import json
 from collections.abc import Callable
 from functools import wraps
 
@@ -15,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from kb.api.http import json_object
 from kb.desk.conversation import requester_answer, timeline
 from kb.forms import AnswerForm, CaseForm, FeedbackForm, TroubleshootForm
 from kb.models import Case, Diagnosis, Feedback, Section
@@ -117,11 +117,8 @@ def section_feedback(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_recommend(request: HttpRequest) -> JsonResponse:
     """POST {"error_text": str, "context": {...}} -> {"analysis": {...}, "recommendations": [...]}."""
-    try:
-        body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the parser's stack
-        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
-    if not isinstance(body, dict):
+    body = json_object(request)
+    if body is None:
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
     context = {} if body.get("context") is None else body["context"]
     if not isinstance(body.get("error_text"), str) or not isinstance(context, dict):
