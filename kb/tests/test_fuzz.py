@@ -20,11 +20,13 @@ from django.apps import apps
 from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.contrib.auth.models import User
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from kb.api import tokens
 from kb.guided.flow import open_case, start_diagnosis
 from kb.importer import import_content
-from kb.models import Article, Case, Diagnosis, Guide, Section
+from kb.models import ApiToken, Article, Case, Diagnosis, Guide, Section
 
 EXAMPLES = int(os.environ.get("KB_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
@@ -110,6 +112,7 @@ class Target:
     kwargs: Callable[["Fixtures"], dict[str, str]] = field(default=lambda fx: {})
     staff: bool = False
     json_body: bool = False
+    token: bool = False  # sends a write-scope API token, as an integration would
 
 
 @dataclass
@@ -121,6 +124,7 @@ class Fixtures:
     token: str
     case_token: str
     reference: str
+    api_token: str = ""
 
 
 TARGETS = [
@@ -145,6 +149,14 @@ TARGETS = [
     Target("desk:case", ("GET", "POST"), ("status", "assign_to_me", "note", "section", "content_missing"),
            lambda fx: {"reference": fx.reference}, staff=True),
     Target("desk:insights", fields=("days", "from", "to"), staff=True),
+    Target("api:reference"),
+    Target("api:openapi"),
+    Target("api:cases", fields=("status", "since", "content_missing", "page", "per_page"), token=True),
+    Target("api:case", kwargs=lambda fx: {"reference": fx.reference}, token=True),
+    Target("api:case-status", ("POST",), kwargs=lambda fx: {"reference": fx.reference}, json_body=True, token=True),
+    Target("api:case-resolve", ("POST",), kwargs=lambda fx: {"reference": fx.reference}, json_body=True, token=True),
+    Target("api:case-reply", ("POST",), kwargs=lambda fx: {"reference": fx.reference}, json_body=True, token=True),
+    Target("api:feedback", ("POST",), json_body=True, token=True),
     Target("healthz"),
 ]
 # Routes that are not the portal's own forms: Django's admin is fuzzed by Django's own suite.
@@ -188,7 +200,8 @@ def stored_state() -> dict[str, object]:
 
 # Rows a request may add: logs of what was asked, and what a valid POST creates.
 LOGGED = {"kb.SearchLog"}
-CREATED_BY_POST = {"kb.Diagnosis", "kb.Feedback", "kb.Case", "kb.SearchLog"}
+CREATED_BY_POST = {"kb.Diagnosis", "kb.Feedback", "kb.Case", "kb.SearchLog", "kb.CaseEvent", "kb.OutgoingEmail",
+                   "kb.WebhookDelivery"}
 
 
 def assert_nothing_lost(before: dict, after: dict, method: str, status: int) -> None:
@@ -212,9 +225,11 @@ def fixtures(db) -> Fixtures:
     first = start_diagnosis("An error occurred (AccessDenied) when calling the AssumeRole operation", {})
     escalated = start_diagnosis("User is not authorized to perform: iam:PassRole", {})
     case = open_case(escalated, name="Ana", email="ana@example.com")
+    agent = User.objects.create_user("integration", is_staff=True)
     return Fixtures(
         guide=section.article.guide.slug, article=section.article.slug, token=first.token,
         case_token=escalated.token, reference=case.reference,
+        api_token=tokens.issue(name="fuzz", user=agent, scope=ApiToken.Scope.WRITE)[1],
     )
 
 
@@ -227,6 +242,8 @@ def send(client: Client, target: Target, fx: Fixtures, method: str, pairs, body:
         path = reverse(target.url_name, kwargs=kwargs)
     except Exception:  # the garbage cannot even form this route: the resolver answers 404 for it
         path = reverse(target.url_name, kwargs=target.kwargs(fx))
+    if target.token:
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {fx.api_token}", **headers}
     if method == "GET":
         response = client.generic("GET", path, QUERY_STRING=query_string(pairs), **headers)
     else:
