@@ -34,7 +34,7 @@ TABLES: dict[str, Table] = {
     "activity": Table("Searches and pasted errors per day", (
         ("day", "Day"), ("searches", "Searches"), ("error_searches", "Searches naming an error"),
         ("guided", "Guided pastes"),
-    ), trends.daily_activity),
+    ), lambda period: trends.daily_activity(trends.activity(period))),
     "outcomes": Table("Outcome of guided runs per week", (
         ("week", "Week (Monday)"), ("fixed", "Fixed without a case"), ("escalated", "Escalated"),
         ("abandoned", "Abandoned"), ("open", "Still open"),
@@ -43,13 +43,13 @@ TABLES: dict[str, Table] = {
         ("label", "Error signature"), ("signature", "Signature id"), ("example", "Example"),
         ("searches", "Searches"), ("guided", "Guided pastes"), ("count", "Total"), ("last", "Last"),
         ("trend", "Per day"),
-    ), lambda period: trends.top_signatures(period, ROWS)),
+    ), lambda period: trends.top_signatures(trends.activity(period), ROWS)),
     "top-searches": Table("Top searches", SEARCH_COLUMNS[:3] + (("no_results", "No result"), ("last", "Last")),
-                          lambda period: insights.top_searches(period, ROWS)),
+                          lambda period: insights.search_tables(period, ROWS).top),
     "unanswered-searches": Table("Searches with no result", SEARCH_COLUMNS,
-                                 lambda period: insights.unanswered_searches(period, ROWS)),
+                                 lambda period: insights.search_tables(period, ROWS).unanswered),
     "unopened-searches": Table("Searches where no result was opened", SEARCH_COLUMNS,
-                               lambda period: insights.unopened_searches(period, ROWS)),
+                               lambda period: insights.search_tables(period, ROWS).unopened),
     "resolution": Table("Guided troubleshooting outcomes", (
         ("label", "Outcome"), ("count", "Runs"), ("percent", "Share (%)"),
     ), insights.resolution),

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Lower, Substr, Trim
+from django.db.models.functions import Coalesce, Lower, NullIf, Substr, Trim
 from django.urls import NoReverseMatch, reverse
 
-from kb.guided.analysis import explain
+from kb.guided.analysis import ErrorAnalysis, explain
 from kb.models import Case, Diagnosis, Feedback, SearchLog
 
 from .period import Period
@@ -26,6 +26,8 @@ LIMIT = 20
 EXAMPLE_CHARS = 200
 # Enough of a paste to name its codes and actions, without analysing 20,000 characters.
 LABEL_CHARS = 4000
+# A diagnosis's signature when the text named no error (searches store "" instead).
+VAGUE_SIGNATURE = ErrorAnalysis().signature
 
 
 @dataclass(frozen=True)
@@ -40,50 +42,65 @@ def in_period(queryset: QuerySet, period: Period, field: str = "created_at") -> 
     return queryset.filter(**{f"{field}__gte": period.since, f"{field}__lt": period.until})
 
 
-def top_searches(period: Period, limit: int = LIMIT) -> list[dict]:
-    """[{"signature", "label", "text", "count", "last", "no_results"}]: the most frequent
-    searches, an error's by signature (`text` is the latest example), others by text with
-    case and outer spaces ignored (`signature` and `label` empty)."""
-    logs = in_period(SearchLog.objects, period)
-    return grouped_searches(logs, limit, no_results=Count("pk", filter=Q(result_count=0)))
+# The search tables: which searches each counts.
+SEARCH_TABLES = {
+    "top": Q(),
+    "unanswered": Q(result_count=0),  # found nothing
+    "unopened": Q(result_count__gt=0, opened_section__isnull=True, opened_url=""),  # none looked right
+}
 
 
-def unanswered_searches(period: Period, limit: int = LIMIT) -> list[dict]:
-    """As top_searches, for searches that found nothing."""
-    return grouped_searches(in_period(SearchLog.objects, period).filter(result_count=0), limit)
+@dataclass(frozen=True)
+class SearchTables:
+    """[{"signature", "label", "text", "count", "last"}] per table, most searches first;
+    `top` rows also have "no_results"."""
+
+    top: list[dict]
+    unanswered: list[dict]
+    unopened: list[dict]
 
 
-def unopened_searches(period: Period, limit: int = LIMIT) -> list[dict]:
-    """As top_searches, for searches with results of which none was opened (none looked right)."""
-    logs = in_period(SearchLog.objects, period).filter(
-        result_count__gt=0, opened_section__isnull=True, opened_url=""
+def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
+    """The period's searches grouped by signature where they named an error (`text` is the
+    latest example, `label` what the signature stands for), by text with case and outer
+    spaces ignored otherwise (`signature` and `label` empty).
+
+    One GROUP BY over the period's searches counts every table at once; its rows are the
+    groups (distinct errors and questions), from which each table takes its biggest."""
+    aggregates = {}
+    for name, counted in SEARCH_TABLES.items():
+        aggregates[name] = Count("pk", filter=counted)
+        aggregates[f"{name}_last"] = Max("created_at", filter=counted)
+        aggregates[f"{name}_latest"] = Max("pk", filter=counted)
+    groups = list(
+        in_period(SearchLog.objects, period)
+        .annotate(key=Coalesce(NullIf("signature", Value("")), Lower(Trim("query")), output_field=TextField()))
+        .values("key")
+        .annotate(error=Max("signature"), **aggregates)
+        .order_by()
     )
-    return grouped_searches(logs, limit)
-
-
-def grouped_searches(logs: QuerySet[SearchLog], limit: int, **extra: Count) -> list[dict]:
-    """The `limit` biggest groups of `logs`: by signature where the search named an error,
-    by normalised text otherwise; most searches first."""
-    texts = list(
-        logs.filter(signature="").annotate(text=Lower(Trim("query")))
-        .values("text")
-        .annotate(count=Count("pk"), last=Max("created_at"), **extra)
-        .order_by("-count", "text")[:limit]
-    )
-    for row in texts:
-        row.update(signature="", label="")
-    errors = list(
-        logs.exclude(signature="").values("signature")
-        .annotate(count=Count("pk"), last=Max("created_at"), latest=Max("pk"), **extra)
-        .order_by("-count", "signature")[:limit]
-    )
+    tables = {
+        name: [
+            {"key": group["key"], "signature": group["error"], "count": group[name], "last": group[f"{name}_last"],
+             "latest": group[f"{name}_latest"], "no_results": group["unanswered"]}
+            for group in sorted(groups, key=lambda group: (-group[name], group["key"]))[:limit]
+            if group[name]
+        ]
+        for name in SEARCH_TABLES
+    }
+    rows = [row for table in tables.values() for row in table]
     examples = dict(
-        SearchLog.objects.filter(pk__in=[row["latest"] for row in errors]).values_list("pk", Substr("query", 1, LABEL_CHARS))
+        SearchLog.objects.filter(pk__in=[row["latest"] for row in rows if row["signature"]])
+        .values_list("pk", Substr("query", 1, LABEL_CHARS))
     )
-    for row in errors:
-        example = examples.get(row.pop("latest"), "")
-        row.update(text=example[:EXAMPLE_CHARS], label=signature_label(explain(example).as_dict()))
-    return sorted(texts + errors, key=lambda row: (-row["count"], row["label"], row["text"]))[:limit]
+    for row in rows:
+        key, latest = row.pop("key"), row.pop("latest")
+        if row["signature"]:
+            example = examples.get(latest, "")
+            row.update(text=example[:EXAMPLE_CHARS], label=signature_label(explain(example).as_dict()))
+        else:
+            row.update(text=key, label="")
+    return SearchTables(**tables)
 
 
 def signature_label(analysis: Mapping) -> str:

@@ -19,18 +19,17 @@ class InsightsReport:
     weeks: list[trends.Week]
     outcomes_chart: SafeString
     signatures: list[dict]  # each with a "sparkline"
-    top_searches: list[dict]
-    unanswered_searches: list[dict]
-    unopened_searches: list[dict]
+    searches: insights.SearchTables
     resolution: list[insights.Share]
     not_this_sections: list[dict]
     cases_by_code: list[dict]
 
 
 def insights_report(period: Period) -> InsightsReport:
-    days = trends.daily_activity(period)
+    activity = trends.activity(period)
+    days = trends.daily_activity(activity)
     weeks = trends.weekly_outcomes(period)
-    signatures = trends.top_signatures(period)
+    signatures = trends.top_signatures(activity)
     for row in signatures:
         row["sparkline"] = charts.sparkline(
             f"{row['label'] or 'No error named'}: {sum(row['trend'])} over {len(row['trend'])} days, "
@@ -44,9 +43,7 @@ def insights_report(period: Period) -> InsightsReport:
         weeks=weeks,
         outcomes_chart=outcomes_chart(weeks),
         signatures=signatures,
-        top_searches=insights.top_searches(period),
-        unanswered_searches=insights.unanswered_searches(period),
-        unopened_searches=insights.unopened_searches(period),
+        searches=insights.search_tables(period),
         resolution=insights.resolution(period),
         not_this_sections=insights.not_this_sections(period),
         cases_by_code=insights.cases_by_code(period),

@@ -1,30 +1,29 @@
 """How the desk's numbers change over a period: per day, per week, per error signature.
 
-Counts are grouped by the database with TruncDate/TruncWeek (the same on SQLite and
-PostgreSQL, in the site's time zone); days and weeks with nothing are filled in here, so
-every series has one value per day or week of the period.
+Counts are grouped by the database into days or weeks of the site's time zone (see
+buckets.py); days and weeks with nothing are filled in here, so every series has one
+value per day or week of the period.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
-from django.db.models.functions import Substr, TruncDate, TruncWeek
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from kb.guided.analysis import explain
 from kb.models import Diagnosis, SearchLog
 
-from .insights import EXAMPLE_CHARS, LABEL_CHARS, in_period, signature_label
+from .buckets import bucket, starts
+from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, in_period, signature_label
 from .period import Period
 
 TOP_SIGNATURES = 10
-# Candidates from each source before merging: enough that the top ten of the sum are among them.
-CANDIDATES = 50
 
 
 @dataclass(frozen=True)
@@ -44,22 +43,39 @@ class Week:
     open: int  # open, started more recently: the person may still answer
 
 
+@dataclass
+class Tally:
+    """One signature's rows in a period: how many each day, when the last came, the latest's id."""
+
+    per_day: list[int]
+    last: datetime
+    latest: int
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Searches and guided pastes per day and signature: what the daily chart and the top
+    signatures are both read from, counted in one GROUP BY per table."""
+
+    period: Period
+    searches: dict[str, Tally]  # by signature; "" for searches that named no error
+    guided: dict[str, Tally]
+
+
 def abandoned_hours() -> int:
     return settings.KB_ABANDONED_HOURS
 
 
-def daily_activity(period: Period) -> list[Day]:
+def activity(period: Period) -> Activity:
+    return Activity(period, _tally(SearchLog.objects, period), _tally(Diagnosis.objects, period))
+
+
+def daily_activity(activity: Activity) -> list[Day]:
     """Searches (all, and those naming an error) and guided pastes on each day of the period."""
-    searches = {
-        row["day"]: row
-        for row in _per_day(in_period(SearchLog.objects, period))
-        .annotate(count=Count("pk"), errors=Count("pk", filter=~Q(signature="")))
-    }
-    guided = dict(_per_day(in_period(Diagnosis.objects, period)).annotate(count=Count("pk")).values_list("day", "count"))
-    return [
-        Day(day, searches.get(day, {}).get("count", 0), searches.get(day, {}).get("errors", 0), guided.get(day, 0))
-        for day in period.days
-    ]
+    searches = _sum(activity.searches.values(), len(activity.period.days))
+    errors = _sum((t for s, t in activity.searches.items() if s), len(activity.period.days))
+    guided = _sum(activity.guided.values(), len(activity.period.days))
+    return [Day(*row) for row in zip(activity.period.days, searches, errors, guided)]
 
 
 def weekly_outcomes(period: Period, now: datetime | None = None) -> list[Week]:
@@ -68,75 +84,63 @@ def weekly_outcomes(period: Period, now: datetime | None = None) -> list[Week]:
     cutoff = (now or timezone.now()) - timedelta(hours=abandoned_hours())
     open_ = Q(outcome=Diagnosis.Outcome.OPEN)
     rows = {
-        _as_date(row.pop("week")): row
-        for row in in_period(Diagnosis.objects, period)
-        .annotate(week=TruncWeek("created_at"))
-        .values("week")
-        .annotate(
+        row.pop("day"): row
+        for row in _per_bucket(in_period(Diagnosis.objects, period), starts(period.weeks)).annotate(
             fixed=Count("pk", filter=Q(outcome=Diagnosis.Outcome.FIXED)),
             escalated=Count("pk", filter=Q(outcome=Diagnosis.Outcome.ESCALATED)),
             abandoned=Count("pk", filter=open_ & Q(created_at__lt=cutoff)),
             open=Count("pk", filter=open_ & Q(created_at__gte=cutoff)),
         )
-        .order_by("week")
     }
     nothing = {"fixed": 0, "escalated": 0, "abandoned": 0, "open": 0}
-    return [Week(monday, **rows.get(monday, nothing)) for monday in period.weeks]
+    return [Week(monday, **rows.get(n, nothing)) for n, monday in enumerate(period.weeks)]
 
 
-def top_signatures(period: Period, limit: int = TOP_SIGNATURES) -> list[dict]:
+def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict]:
     """[{"signature", "label", "example", "searches", "guided", "count", "last", "trend"}]:
     the error signatures most often searched for or pasted in the guided form, with an
-    example (the latest search's or paste's start) and `trend`, the count per day."""
-    merged: dict[str, dict] = {}
-    sources = [
-        ("searches", in_period(SearchLog.objects, period).exclude(signature=""), "query"),
-        ("guided", in_period(Diagnosis.objects, period), "error_text"),
-    ]
-    for name, rows, _text in sources:
-        grouped = (
-            rows.values("signature").annotate(count=Count("pk"), last=Max("created_at"), latest=Max("pk"))
-            .order_by("-count", "signature")[:CANDIDATES]
-        )
-        for row in grouped:
-            entry = merged.setdefault(row["signature"], {"signature": row["signature"], "searches": 0, "guided": 0,
-                                                         "count": 0, "last": row["last"], "latest": {}})
-            entry[name] = row["count"]
-            entry["count"] += row["count"]
-            entry["last"] = max(entry["last"], row["last"])
-            entry["latest"][name] = row["latest"]
-    top = sorted(merged.values(), key=lambda row: (-row["count"], row["signature"]))[:limit]
-    trends = _trends(period, [row["signature"] for row in top], sources)
-    examples = _examples(top, sources)
+    example (the latest search's, else the latest paste's start) and `trend`, the count
+    per day. Searches and pastes that named no error are left out."""
+    days = len(activity.period.days)
+    rows = []
+    for signature in (activity.searches.keys() | activity.guided.keys()) - {"", VAGUE_SIGNATURE}:
+        tallies = [t for t in (activity.searches.get(signature), activity.guided.get(signature)) if t]
+        searches, guided = (sum(t.per_day) if t else 0 for t in (activity.searches.get(signature),
+                                                                  activity.guided.get(signature)))
+        rows.append({"signature": signature, "searches": searches, "guided": guided, "count": searches + guided,
+                     "last": max(t.last for t in tallies), "trend": _sum(tallies, days)})
+    top = sorted(rows, key=lambda row: (-row["count"], row["signature"]))[:limit]
+    examples = {}
+    for tallies, objects, text in ((activity.guided, Diagnosis.objects, "error_text"),
+                                   (activity.searches, SearchLog.objects, "query")):  # searches win
+        ids = [tallies[row["signature"]].latest for row in top if row["signature"] in tallies]
+        examples.update(objects.filter(pk__in=ids).values_list("signature", Substr(text, 1, LABEL_CHARS)))
     for row in top:
         text = examples.get(row["signature"], "")
-        row.pop("latest")
-        row.update(example=text[:EXAMPLE_CHARS], label=signature_label(explain(text).as_dict()),
-                   trend=trends[row["signature"]])
+        row.update(example=text[:EXAMPLE_CHARS], label=signature_label(explain(text).as_dict()))
     return top
 
 
-def _trends(period: Period, signatures: list[str], sources: list) -> dict[str, list[int]]:
-    counts: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    for _name, rows, _text in sources:
-        for row in _per_day(rows.filter(signature__in=signatures), "signature").annotate(count=Count("pk")):
-            counts[row["signature"]][row["day"]] += row["count"]
-    return {signature: [counts[signature][day] for day in period.days] for signature in signatures}
+def _tally(rows: QuerySet, period: Period) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    grouped = _per_bucket(in_period(rows, period), starts(period.days), "signature").annotate(
+        count=Count("pk"), last=Max("created_at"), latest=Max("pk")
+    )
+    for row in grouped:
+        tally = tallies.setdefault(row["signature"], Tally([0] * len(period.days), row["last"], row["latest"]))
+        tally.per_day[row["day"]] += row["count"]
+        tally.last, tally.latest = max(tally.last, row["last"]), max(tally.latest, row["latest"])
+    return tallies
 
 
-def _examples(top: list[dict], sources: list) -> dict[str, str]:
-    """The latest text of each signature (redacted as stored): a search's where there is one."""
-    examples: dict[str, str] = {}
-    for name, rows, text in reversed(sources):
-        ids = [row["latest"][name] for row in top if name in row["latest"]]
-        found = dict(rows.model.objects.filter(pk__in=ids).values_list("signature", Substr(text, 1, LABEL_CHARS)))
-        examples.update(found)
-    return examples
+def _sum(tallies: Iterable[Tally], days: int) -> list[int]:
+    """Day by day, the sum of the tallies."""
+    total = [0] * days
+    for tally in tallies:
+        total = [a + b for a, b in zip(total, tally.per_day)]
+    return total
 
 
-def _per_day(rows: QuerySet, *fields: str) -> QuerySet:
-    return rows.annotate(day=TruncDate("created_at")).values("day", *fields).order_by()
-
-
-def _as_date(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
+def _per_bucket(rows: QuerySet, bounds: list[datetime], *fields: str) -> QuerySet:
+    """`rows` grouped by their bucket (as "day", an index into `bounds`) and `fields`."""
+    return rows.annotate(day=bucket("created_at", bounds)).values("day", *fields).order_by()

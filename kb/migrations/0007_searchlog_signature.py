@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="searchlog",
-            index=models.Index(fields=["signature", "created_at"], name="kb_searchlog_signature"),
+            index=models.Index(fields=["created_at", "signature"], name="kb_searchlog_created_signature"),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True),
     ]
