@@ -166,11 +166,10 @@ def _pattern_defs(ident: str, count: int) -> str:
         "dots": '<circle cx="4" cy="4" r="1.6" fill="currentColor"/>',
         "cross": '<path d="M0,0 L8,8 M8,0 L0,8" stroke="currentColor" stroke-width="1"/>',
     }
-    used = PATTERNS[:count] if count <= len(PATTERNS) else PATTERNS
     return "<defs>" + "".join(
         f'<pattern id="{ident}-{name}" class="chart-pattern" width="8" height="8" patternUnits="userSpaceOnUse">'
         f"{shapes[name]}</pattern>"
-        for name in used
+        for name in PATTERNS[:count]
     ) + "</defs>"
 
 

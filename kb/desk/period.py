@@ -7,6 +7,7 @@ last 30 days up to today.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -38,11 +39,11 @@ class Period:
         """The first moment after the period (aware): filter with created_at__lt."""
         return timezone.make_aware(datetime.combine(self.end + timedelta(days=1), time.min))
 
-    @property
+    @cached_property
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
-    @property
+    @cached_property
     def weeks(self) -> list[date]:
         """The Mondays of the weeks the period touches (TruncWeek's buckets)."""
         first = self.start - timedelta(days=self.start.weekday())
@@ -88,5 +89,10 @@ def period_from(query: Any) -> tuple[Period, PeriodForm]:
     """The period a request's query string asks for, and the bound form; a bad one falls
     back to the default period and the form carries the message."""
     form = PeriodForm(query)
-    period = form.cleaned_data["period"] if form.is_valid() else Period.last()
-    return period, form
+    if not form.is_valid():
+        return Period.last(), form
+    period = form.cleaned_data["period"]
+    # Shown filled in, defaults included, so the boxes say which days the page covers.
+    shown = PeriodForm({"from": period.start.isoformat(), "to": period.end.isoformat()})
+    shown.is_valid()
+    return period, shown

@@ -45,10 +45,9 @@ class Week:
 
 @dataclass
 class Tally:
-    """One signature's rows in a period: how many each day, when the last came, the latest's id."""
+    """One signature's rows in a period: how many each day, and the latest one's id."""
 
     per_day: list[int]
-    last: datetime
     latest: int
 
 
@@ -97,7 +96,7 @@ def weekly_outcomes(period: Period, now: datetime | None = None) -> list[Week]:
 
 
 def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict]:
-    """[{"signature", "label", "example", "searches", "guided", "count", "last", "trend"}]:
+    """[{"signature", "label", "example", "searches", "guided", "count", "last" (a day), "trend"}]:
     the error signatures most often searched for or pasted in the guided form, with an
     example (the latest search's, else the latest paste's start) and `trend`, the count
     per day. Searches and pastes that named no error are left out."""
@@ -107,8 +106,10 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
         tallies = [t for t in (activity.searches.get(signature), activity.guided.get(signature)) if t]
         searches, guided = (sum(t.per_day) if t else 0 for t in (activity.searches.get(signature),
                                                                   activity.guided.get(signature)))
+        trend = _sum(tallies, days)
+        last = max(n for n, count in enumerate(trend) if count)
         rows.append({"signature": signature, "searches": searches, "guided": guided, "count": searches + guided,
-                     "last": max(t.last for t in tallies), "trend": _sum(tallies, days)})
+                     "last": activity.period.days[last], "trend": trend})
     top = sorted(rows, key=lambda row: (-row["count"], row["signature"]))[:limit]
     examples = {}
     for tallies, objects, text in ((activity.guided, Diagnosis.objects, "error_text"),
@@ -123,13 +124,14 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
 
 def _tally(rows: QuerySet, period: Period) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {}
+    days = len(period.days)
     grouped = _per_bucket(in_period(rows, period), starts(period.days), "signature").annotate(
-        count=Count("pk"), last=Max("created_at"), latest=Max("pk")
+        count=Count("pk"), latest=Max("pk")
     )
     for row in grouped:
-        tally = tallies.setdefault(row["signature"], Tally([0] * len(period.days), row["last"], row["latest"]))
+        tally = tallies.setdefault(row["signature"], Tally([0] * days, row["latest"]))
         tally.per_day[row["day"]] += row["count"]
-        tally.last, tally.latest = max(tally.last, row["last"]), max(tally.latest, row["latest"])
+        tally.latest = max(tally.latest, row["latest"])
     return tallies
 
 

@@ -165,6 +165,16 @@ def test_searches_and_pastes_per_day_fill_every_day_of_the_period():
 
 
 @pytest.mark.django_db
+def test_a_row_at_midnight_counts_for_the_day_it_starts():
+    period = Period.last(2)
+    midnight = period.since + timedelta(days=1)
+    for moment in [midnight - timedelta(microseconds=1), midnight, period.since, period.until - timedelta(microseconds=1)]:
+        SearchLog.objects.filter(pk=search_log("sso").pk).update(created_at=moment)
+    search_log("sso", days=-1)  # tomorrow: outside
+    assert [d.searches for d in daily_activity(activity(period))] == [2, 2]
+
+
+@pytest.mark.django_db
 def test_weekly_outcomes_call_old_open_runs_abandoned(settings):
     settings.KB_ABANDONED_HOURS = 24
     diagnosis("e", outcome="fixed")
@@ -376,6 +386,9 @@ def test_insights_page_with_nothing_logged_draws_empty_charts(staff_client):
         "Searches and pasted errors per day", "Outcome of guided runs per week"]
     assert all(chart.find("text", class_="chart-empty") for chart in charts)
     assert "No errors in this period." in soup(response).get_text()
+    # The range boxes show the default period they stand for.
+    assert [soup(response).select_one(f"input[name={name}]")["value"] for name in ("from", "to")] == [
+        Period.last().start.isoformat(), Period.last().end.isoformat()]
 
 
 @pytest.mark.django_db
