@@ -1,16 +1,18 @@
 #!/usr/bin/env python
 """The desk's insights and content-gap pages with a busy log: p50/p95 of a full render.
 
-    .venv/bin/python bench/insights.py [--rows 100000] [--renders 30] [--postgres URL]
+    .venv/bin/python bench/insights.py [--rows 100000] [--days 30] [--renders 30] [--postgres URL]
 
 Each engine runs in its own process (Django settings are per process): SQLite, then
 PostgreSQL when --postgres or DATABASE_URL names one. A process fills a fresh bench
-database with `--rows` search-log rows over the last 30 days (60% typed questions from
-2,000 texts, 40% pasted errors of 120 kinds with fresh ids), a tenth as many guided runs
-with votes and cases, then renders /desk/insights/ (the default range, every chart and
-table), /desk/gaps/ and one CSV export through the test client as a signed-in staff user.
-Prints p50/p95 per page against issue 11's target (insights page under 300 ms); exits 1
-if it fails.
+database with `--rows` search-log rows over the last `--days` days (60% typed questions
+from 2,000 texts, 40% pasted errors of 120 kinds with fresh ids), a tenth as many guided
+runs with votes and cases, then renders /desk/insights/ (the default 30-day range, every
+chart and table), /desk/gaps/ and one CSV export through the test client as a signed-in
+staff user. With the default --days 30 every row falls in the page's range: the worst
+case. Prints p50/p95 of wall time and of this process's CPU time (on SQLite the whole
+cost; on a shared machine wall time also counts waiting for a core) against issue 11's
+target (insights page under 300 ms); exits 1 if the wall p95 misses it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ OPERATIONS = ["GetObject", "PutObject", "AssumeRole", "DescribeInstances", "List
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="search-log rows")
+    parser.add_argument("--days", type=int, default=30, help="days the rows are spread over, up to today")
     parser.add_argument("--renders", type=int, default=30, help="timed renders per page")
     parser.add_argument("--sqlite", type=Path, default=RESULTS / "insights.sqlite3")
     parser.add_argument("--postgres", default=os.environ.get("DATABASE_URL", ""),
@@ -59,8 +62,8 @@ def main() -> int:
     urls = [f"sqlite:///{args.sqlite.resolve()}"] + ([args.postgres] if args.postgres else [])
     passed = True
     for url in urls:
-        command = [sys.executable, __file__, "--child", url, "--rows", str(args.rows), "--renders", str(args.renders),
-                   "--seed", str(args.seed)]
+        command = [sys.executable, __file__, "--child", url, "--rows", str(args.rows), "--days", str(args.days),
+                   "--renders", str(args.renders), "--seed", str(args.seed)]
         done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
         passed &= report(json.loads(done.stdout.splitlines()[-1]))
     return 0 if passed else 1
@@ -74,7 +77,10 @@ def measure(args) -> dict:
     from django.test import Client
 
     start = time.perf_counter()
-    fill(args.rows, random.Random(args.seed))
+    fill(args.rows, args.days, random.Random(args.seed))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # what autovacuum does after a load: plans need row counts
+            cursor.execute("VACUUM ANALYZE kb_searchlog, kb_diagnosis, kb_feedback, kb_case")
     log(f"{connection.vendor}: {args.rows} search-log rows and the rest written in {time.perf_counter() - start:.1f}s")
     staff, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
     client = Client()
@@ -84,17 +90,17 @@ def measure(args) -> dict:
         assert client.get(url).status_code == 200, url  # warm: templates, connections
         runs = []
         for _ in range(args.renders):
-            start = time.perf_counter()
+            cpu, start = time.process_time(), time.perf_counter()
             response = client.get(url)
-            runs.append((time.perf_counter() - start) * 1000)
+            runs.append(((time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000))
             assert response.status_code == 200
         timings[name] = runs
-    return {"vendor": connection.vendor, "rows": args.rows, "timings": timings,
+    return {"vendor": connection.vendor, "rows": args.rows, "days": args.days, "timings": timings,
             "load": os.getloadavg()[0], "cpus": os.cpu_count()}
 
 
-def fill(rows: int, rng: random.Random) -> None:
-    """Search logs, guided runs, votes and cases spread over the last 30 days."""
+def fill(rows: int, days: int, rng: random.Random) -> None:
+    """Search logs, guided runs, votes and cases spread over the last `days` days."""
     from django.db import connection, transaction
     from django.utils import timezone
 
@@ -115,7 +121,7 @@ def fill(rows: int, rng: random.Random) -> None:
                  for n in range(2000)]
 
     def when():
-        return now - timedelta(seconds=rng.randrange(30 * 24 * 3600))
+        return now - timedelta(seconds=rng.randrange(days * 24 * 3600))
 
     def paste():
         text, signature = rng.choice(kinds)
@@ -180,11 +186,13 @@ def percentile(values: list[float], p: int) -> float:
 
 
 def report(measured: dict) -> bool:
-    print(f"\n{measured['vendor']}: {measured['rows']} search-log rows; ms per request through the test client; "
-          f"load average {measured['load']:.1f} on {measured['cpus']} CPUs")
+    print(f"\n{measured['vendor']}: {measured['rows']} search-log rows over {measured['days']} days; ms per request "
+          f"through the test client; load average {measured['load']:.1f} on {measured['cpus']} CPUs")
     for name, runs in measured["timings"].items():
-        print(f"  {name:9} n={len(runs):3}  p50 {percentile(runs, 50):7.1f}  p95 {percentile(runs, 95):7.1f}")
-    p95 = percentile(measured["timings"]["insights"], 95)
+        wall, cpu = zip(*runs)
+        print(f"  {name:9} n={len(runs):3}  wall p50 {percentile(wall, 50):7.1f}  p95 {percentile(wall, 95):7.1f}   "
+              f"cpu p50 {percentile(cpu, 50):7.1f}  p95 {percentile(cpu, 95):7.1f}")
+    p95 = percentile([wall for wall, _cpu in measured["timings"]["insights"]], 95)
     passed = p95 < TARGET_MS
     print(f"  target: insights page p95 < {TARGET_MS:.0f} ms -> {p95:.1f} ms {'PASS' if passed else 'FAIL'}")
     return passed
