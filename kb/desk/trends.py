@@ -83,7 +83,7 @@ def weekly_outcomes(period: Period, now: datetime | None = None) -> list[Week]:
     cutoff = (now or timezone.now()) - timedelta(hours=abandoned_hours())
     open_ = Q(outcome=Diagnosis.Outcome.OPEN)
     rows = {
-        row.pop("day"): row
+        row.pop("bucket"): row
         for row in _per_bucket(in_period(Diagnosis.objects, period), starts(period.weeks)).annotate(
             fixed=Count("pk", filter=Q(outcome=Diagnosis.Outcome.FIXED)),
             escalated=Count("pk", filter=Q(outcome=Diagnosis.Outcome.ESCALATED)),
@@ -103,9 +103,9 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
     days = len(activity.period.days)
     rows = []
     for signature in (activity.searches.keys() | activity.guided.keys()) - {"", VAGUE_SIGNATURE}:
-        tallies = [t for t in (activity.searches.get(signature), activity.guided.get(signature)) if t]
-        searches, guided = (sum(t.per_day) if t else 0 for t in (activity.searches.get(signature),
-                                                                  activity.guided.get(signature)))
+        found = [activity.searches.get(signature), activity.guided.get(signature)]
+        tallies = [t for t in found if t]
+        searches, guided = (sum(t.per_day) if t else 0 for t in found)
         trend = _sum(tallies, days)
         last = max(n for n, count in enumerate(trend) if count)
         rows.append({"signature": signature, "searches": searches, "guided": guided, "count": searches + guided,
@@ -130,7 +130,7 @@ def _tally(rows: QuerySet, period: Period) -> dict[str, Tally]:
     )
     for row in grouped:
         tally = tallies.setdefault(row["signature"], Tally([0] * days, row["latest"]))
-        tally.per_day[row["day"]] += row["count"]
+        tally.per_day[row["bucket"]] += row["count"]
         tally.latest = max(tally.latest, row["latest"])
     return tallies
 
@@ -144,5 +144,5 @@ def _sum(tallies: Iterable[Tally], days: int) -> list[int]:
 
 
 def _per_bucket(rows: QuerySet, bounds: list[datetime], *fields: str) -> QuerySet:
-    """`rows` grouped by their bucket (as "day", an index into `bounds`) and `fields`."""
-    return rows.annotate(day=bucket("created_at", bounds)).values("day", *fields).order_by()
+    """`rows` grouped by their "bucket" (an index into `bounds`) and `fields`."""
+    return rows.annotate(bucket=bucket("created_at", bounds)).values("bucket", *fields).order_by()
