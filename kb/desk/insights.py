@@ -52,8 +52,8 @@ SEARCH_TABLES = {
 
 @dataclass(frozen=True)
 class SearchTables:
-    """[{"signature", "label", "text", "count", "last"}] per table, most searches first;
-    `top` rows also have "no_results"."""
+    """[{"signature", "label", "text", "count", "last", "no_results"}] per table, most
+    searches first; "last" is when the table's latest search of the group came."""
 
     top: list[dict]
     unanswered: list[dict]
@@ -70,7 +70,6 @@ def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
     aggregates = {}
     for name, counted in SEARCH_TABLES.items():
         aggregates[name] = Count("pk", filter=counted)
-        aggregates[f"{name}_last"] = Max("created_at", filter=counted)
         aggregates[f"{name}_latest"] = Max("pk", filter=counted)
     groups = list(
         in_period(SearchLog.objects, period)
@@ -81,7 +80,7 @@ def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
     )
     tables = {
         name: [
-            {"key": group["key"], "signature": group["error"], "count": group[name], "last": group[f"{name}_last"],
+            {"key": group["key"], "signature": group["error"], "count": group[name],
              "latest": group[f"{name}_latest"], "no_results": group["unanswered"]}
             for group in sorted(groups, key=lambda group: (-group[name], group["key"]))[:limit]
             if group[name]
@@ -89,15 +88,18 @@ def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
         for name in SEARCH_TABLES
     }
     rows = [row for table in tables.values() for row in table]
-    examples = dict(
-        SearchLog.objects.filter(pk__in=[row["latest"] for row in rows if row["signature"]])
-        .values_list("pk", Substr("query", 1, LABEL_CHARS))
-    )
+    # Each row's latest search gives its time (ids rise with time) and, for an error, its example.
+    latest = {
+        pk: (created_at, text) for pk, created_at, text in SearchLog.objects.filter(pk__in=[row["latest"] for row in rows])
+        .values_list("pk", "created_at", Substr("query", 1, LABEL_CHARS))
+    }
+    labels: dict[str, str] = {}  # one analysis per signature, however many tables show it
     for row in rows:
-        key, latest = row.pop("key"), row.pop("latest")
+        key, (row["last"], example) = row.pop("key"), latest[row.pop("latest")]
         if row["signature"]:
-            example = examples.get(latest, "")
-            row.update(text=example[:EXAMPLE_CHARS], label=signature_label(explain(example).as_dict()))
+            if row["signature"] not in labels:
+                labels[row["signature"]] = signature_label(explain(example).as_dict())
+            row.update(text=example[:EXAMPLE_CHARS], label=labels[row["signature"]])
         else:
             row.update(text=key, label="")
     return SearchTables(**tables)
