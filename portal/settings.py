@@ -238,6 +238,9 @@ KB_CONTENT_CHECK_MS = env_int("KB_CONTENT_CHECK_MS", 1000)
 # How many proxies in front append to X-Forwarded-For: the client is the address the
 # outermost of them saw. 0 (no proxy) uses the connection's address and ignores the header.
 KB_PROXY_COUNT = env_int("KB_PROXY_COUNT", 0)
+# A guided run still open this many hours after it started counts as abandoned in the
+# desk's insights (the person neither said it was fixed nor asked the desk).
+KB_ABANDONED_HOURS = env_int("KB_ABANDONED_HOURS", 24)
 # Sent on every response; no inline script or style anywhere (kb/tests/test_pages.py).
 KB_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "

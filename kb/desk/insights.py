@@ -1,27 +1,33 @@
-"""Content-gap insights for the help desk, aggregated in the database.
+"""What people searched and pasted, and how guided runs ended, aggregated in the database.
 
-Each function takes the start of the period and returns a few rows already grouped and
-counted by the database (values/annotate), so the cost does not grow with Python loops
-over every search, paste or vote.
+Each function takes a Period and returns a few rows already grouped and counted by the
+database (values/annotate), so the cost does not grow with Python loops over every
+search, paste or vote. Searches that name an error are grouped by its signature (the
+guided analyser's, stored with each search), the others by their normalised text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Lower, Substr, Trim
+from django.db.models.functions import Coalesce, Lower, NullIf, Substr, Trim
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 
+from kb.guided.analysis import ErrorAnalysis, explain
 from kb.models import Case, Diagnosis, Feedback, SearchLog
 
-DAYS = 30
+from .period import Period
+
 LIMIT = 20
-# Grouping and showing a paste by its start: pastes run to 20,000 characters.
+# Showing a paste by its start: pastes run to 20,000 characters.
 EXAMPLE_CHARS = 200
+# Enough of a paste to name its codes and actions, without analysing 20,000 characters.
+LABEL_CHARS = 4000
+# A diagnosis's signature when the text named no error (searches store "" instead).
+VAGUE_SIGNATURE = ErrorAnalysis().signature
 
 
 @dataclass(frozen=True)
@@ -32,75 +38,89 @@ class Share:
     percent: float
 
 
+def in_period(queryset: QuerySet, period: Period, field: str = "created_at") -> QuerySet:
+    return queryset.filter(**{f"{field}__gte": period.since, f"{field}__lt": period.until})
+
+
+# The search tables: which searches each counts.
+SEARCH_TABLES = {
+    "top": Q(),
+    "unanswered": Q(result_count=0),  # found nothing
+    "unopened": Q(result_count__gt=0, opened_section__isnull=True, opened_url=""),  # none looked right
+}
+
+
 @dataclass(frozen=True)
-class Report:
-    since: datetime
-    days: int
-    top_searches: list[dict]
-    unanswered_searches: list[dict]
-    unopened_searches: list[dict]
-    unanswered_pastes: list[dict]
-    resolution: list[Share]
-    not_this_sections: list[dict]
-    cases_by_code: list[dict]
+class SearchTables:
+    """[{"signature", "label", "text", "count", "last", "no_results"}] per table, most
+    searches first; "last" is when the table's latest search of the group came."""
+
+    top: list[dict]
+    unanswered: list[dict]
+    unopened: list[dict]
 
 
-def report(days: int = DAYS) -> Report:
-    """Every insight over the last `days` days."""
-    since = timezone.now() - timedelta(days=days)
-    return Report(
-        since=since,
-        days=days,
-        top_searches=top_searches(since),
-        unanswered_searches=unanswered_searches(since),
-        unopened_searches=unopened_searches(since),
-        unanswered_pastes=unanswered_pastes(since),
-        resolution=resolution(since),
-        not_this_sections=not_this_sections(since),
-        cases_by_code=cases_by_code(since),
+def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
+    """The period's searches grouped by signature where they named an error (`text` is the
+    latest example, `label` what the signature stands for), by text with case and outer
+    spaces ignored otherwise (`signature` and `label` empty).
+
+    One GROUP BY over the period's searches counts every table at once; its rows are the
+    groups (distinct errors and questions), from which each table takes its biggest."""
+    aggregates = {}
+    for name, counted in SEARCH_TABLES.items():
+        aggregates[name] = Count("pk", filter=counted)
+        aggregates[f"{name}_latest"] = Max("pk", filter=counted)
+    groups = list(
+        in_period(SearchLog.objects, period)
+        .annotate(key=Coalesce(NullIf("signature", Value("")), Lower(Trim("query")), output_field=TextField()))
+        .values("key")
+        .annotate(error=Max("signature"), **aggregates)
+        .order_by()
     )
+    tables = {
+        name: [
+            {"key": group["key"], "signature": group["error"], "count": group[name],
+             "latest": group[f"{name}_latest"], "no_results": group["unanswered"]}
+            for group in sorted(groups, key=lambda group: (-group[name], group["key"]))[:limit]
+            if group[name]
+        ]
+        for name in SEARCH_TABLES
+    }
+    rows = [row for table in tables.values() for row in table]
+    # Each row's latest search gives its time (ids rise with time) and, for an error, its example.
+    latest = {
+        pk: (created_at, text) for pk, created_at, text in SearchLog.objects.filter(pk__in=[row["latest"] for row in rows])
+        .values_list("pk", "created_at", Substr("query", 1, LABEL_CHARS))
+    }
+    labels: dict[str, str] = {}  # one analysis per signature, however many tables show it
+    for row in rows:
+        key, (row["last"], example) = row.pop("key"), latest[row.pop("latest")]
+        if row["signature"]:
+            if row["signature"] not in labels:
+                labels[row["signature"]] = signature_label(explain(example).as_dict())
+            row.update(text=example[:EXAMPLE_CHARS], label=labels[row["signature"]])
+        else:
+            row.update(text=key, label="")
+    return SearchTables(**tables)
 
 
-def top_searches(since: datetime, limit: int = LIMIT) -> list[dict]:
-    """[{"text", "count", "last", "no_results"}]: the most frequent queries, case and outer spaces ignored."""
-    logs = SearchLog.objects.filter(created_at__gte=since)
-    return _by_query(logs, limit, no_results=Count("pk", filter=Q(result_count=0)))
+def signature_label(analysis: Mapping) -> str:
+    """What a signature stands for, in a few words, from an analysis (ErrorAnalysis.as_dict(),
+    or a diagnosis's stored one): its codes, actions, operations, denial, policy types and
+    credential problems; "" when it names none of them."""
+    words = [*analysis.get("codes", []), *analysis.get("actions", []), *analysis.get("operations", [])]
+    if analysis.get("denial"):
+        words.append(f"{analysis['denial']} deny")
+    words.extend(analysis.get("policy_types", []))
+    words.extend(f"credentials: {problem}" for problem in analysis.get("credential_problems", []))
+    return " · ".join(str(word) for word in words)
 
 
-def unanswered_searches(since: datetime, limit: int = LIMIT) -> list[dict]:
-    """[{"text", "count", "last"}]: queries that found nothing."""
-    return _by_query(SearchLog.objects.filter(created_at__gte=since, result_count=0), limit)
-
-
-def unopened_searches(since: datetime, limit: int = LIMIT) -> list[dict]:
-    """[{"text", "count", "last"}]: queries with results of which none was opened (none looked right)."""
-    logs = SearchLog.objects.filter(
-        created_at__gte=since, result_count__gt=0, opened_section__isnull=True, opened_url=""
-    )
-    return _by_query(logs, limit)
-
-
-def unanswered_pastes(since: datetime, limit: int = LIMIT) -> list[dict]:
-    """[{"signature", "count", "escalated", "example", "last"}]: pasted errors that got no
-    recommendation or were escalated, grouped by signature (errors of the same kind)."""
-    return list(
-        Diagnosis.objects.filter(created_at__gte=since)
-        .filter(Q(recommendations=[]) | Q(outcome=Diagnosis.Outcome.ESCALATED))
-        .values("signature")
-        .annotate(
-            count=Count("pk"),
-            escalated=Count("pk", filter=Q(outcome=Diagnosis.Outcome.ESCALATED)),
-            example=Min(Substr("error_text", 1, EXAMPLE_CHARS)),
-            last=Max("created_at"),
-        )
-        .order_by("-count", "-last")[:limit]
-    )
-
-
-def resolution(since: datetime) -> list[Share]:
+def resolution(period: Period) -> list[Share]:
     """How guided runs ended: fixed without a case, escalated, still open; with percentages."""
     counts = dict(
-        Diagnosis.objects.filter(created_at__gte=since).values_list("outcome").annotate(n=Count("pk")).order_by()
+        in_period(Diagnosis.objects, period).values_list("outcome").annotate(n=Count("pk")).order_by()
     )
     total = sum(counts.values())
     return [
@@ -109,11 +129,11 @@ def resolution(since: datetime) -> list[Share]:
     ]
 
 
-def not_this_sections(since: datetime, limit: int = LIMIT) -> list[dict]:
+def not_this_sections(period: Period, limit: int = LIMIT) -> list[dict]:
     """[{"guide_slug", "article_slug", "anchor", "title", "url", "not_this", "helped"}]: sections most
     often voted "Not this", by their stable key so votes on since-removed sections still count."""
     rows = list(
-        Feedback.objects.filter(created_at__gte=since)
+        in_period(Feedback.objects, period)
         .values("guide_slug", "article_slug", "anchor")
         .annotate(
             not_this=Count("pk", filter=Q(vote=Feedback.Vote.NOT_THIS)),
@@ -128,12 +148,12 @@ def not_this_sections(since: datetime, limit: int = LIMIT) -> list[dict]:
     return rows
 
 
-def cases_by_code(since: datetime) -> list[dict]:
+def cases_by_code(period: Period) -> list[dict]:
     """[{"code", "cases", "open", "content_missing"}]: cases by the first error code the analyser
     found (None when it found none). Only the first, so each case counts once."""
     first_code = KeyTextTransform("0", KeyTransform("codes", "diagnosis__analysis"))
     return list(
-        Case.objects.filter(created_at__gte=since)
+        in_period(Case.objects, period)
         .annotate(code=first_code)
         .values("code")
         .annotate(
@@ -142,15 +162,6 @@ def cases_by_code(since: datetime) -> list[dict]:
             content_missing=Count("pk", filter=Q(content_missing=True)),
         )
         .order_by("-cases", F("code").asc(nulls_last=True))
-    )
-
-
-def _by_query(logs: QuerySet[SearchLog], limit: int, **extra: Count) -> list[dict]:
-    return list(
-        logs.annotate(text=Lower(Trim("query")))
-        .values("text")
-        .annotate(count=Count("pk"), last=Max("created_at"), **extra)
-        .order_by("-count", "text")[:limit]
     )
 
 

@@ -9,4 +9,6 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("cases/<key:reference>/", views.case, name="case"),
     path("insights/", views.insights, name="insights"),
+    path("gaps/", views.gaps, name="gaps"),
+    path("export/<slug:table>.csv", views.export, name="export"),
 ]

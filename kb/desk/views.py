@@ -1,6 +1,7 @@
-"""Help-desk pages, for staff only: the case queue, a case with its update form, insights.
+"""Help-desk pages, for staff only: the case queue, a case with its update form, insights,
+content gaps and their CSV exports.
 
-Views validate input, call one function from cases.py, conversation.py or insights.py and render. Every
+Views validate input, call one function from cases.py, conversation.py, report.py, gaps.py or export.py and render. Every
 page carries people's pasted errors and contact details, so none of it is cached.
 """
 
@@ -15,10 +16,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from kb.models import Case
 
-from . import insights as desk_insights
 from .cases import case_file, case_for_desk, queue_page, status_counts
 from .conversation import timeline, update_case
+from .export import TABLES, write_csv
 from .forms import CaseUpdateForm
+from .gaps import content_gaps
+from .period import period_from
+from .report import insights_report
 
 ALL = "all"
 
@@ -64,4 +68,32 @@ def case(request: HttpRequest, reference: str) -> HttpResponse:
 @staff_only
 @require_GET
 def insights(request: HttpRequest) -> HttpResponse:
-    return render(request, "kb/desk/insights.html", {"report": desk_insights.report()})
+    """?from=&to= (YYYY-MM-DD; the last 30 days by default)."""
+    period, form = period_from(request.GET)
+    context = {"report": insights_report(period), "form": form}
+    return render(request, "kb/desk/insights.html", context, status=400 if form.errors else 200)
+
+
+@staff_only
+@require_GET
+def gaps(request: HttpRequest) -> HttpResponse:
+    """?from=&to=, as insights."""
+    period, form = period_from(request.GET)
+    context = {"period": period, "gaps": content_gaps(period), "form": form}
+    return render(request, "kb/desk/gaps.html", context, status=400 if form.errors else 200)
+
+
+@staff_only
+@require_GET
+def export(request: HttpRequest, table: str) -> HttpResponse:
+    """One insights or gaps table as CSV, for ?from=&to=."""
+    if table not in TABLES:
+        raise Http404("No such table")
+    period, form = period_from(request.GET)
+    if form.errors:
+        message = " ".join(error for errors in form.errors.values() for error in errors)
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{table}-{period.start}-{period.end}.csv"'
+    write_csv(TABLES[table], period, response)
+    return response

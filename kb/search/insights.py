@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.core import signing
 
+from kb.guided.analysis import explain
 from kb.models import SearchLog, Section
 from kb.redaction import redact
 
-from .query import analyse
+from .query import AnalysedQuery, analyse
 from .results import SearchResults
 
 SIGNING_SALT = "kb.search.opened"
@@ -16,15 +17,25 @@ SIGNING_SALT = "kb.search.opened"
 def log_search(results: SearchResults, *, guide: str = "", channel: str = SearchLog.Channel.WEB) -> SearchLog:
     """Store a search with its text redacted; returns the row so opened results can refer to it."""
     query = redact(results.query.raw)
+    # Understood from the redacted text: analysis splits URLs and tokens apart, after
+    # which redaction could no longer recognise them. The signature too, so that a
+    # backfill from stored rows computes the same one.
+    analysed = analyse(query)
     return SearchLog.objects.create(
         query=query,
-        # Understood from the redacted text: analysis splits URLs and tokens apart, after
-        # which redaction could no longer recognise them.
-        understood=analyse(query).understood(),
+        understood=analysed.understood(),
+        signature=error_signature(query, analysed),
         guide=guide,
         channel=channel,
         result_count=results.count,
     )
+
+
+def error_signature(text: str, analysed: AnalysedQuery | None = None) -> str:
+    """The guided analyser's signature of `text` (kb.guided.analysis), or "" when the text
+    names no error (a question or a topic), so such searches are not lumped into one group."""
+    analysis = explain(text, analysed)
+    return analysis.signature if analysis.is_specific else ""
 
 
 def opened_token(log: SearchLog, shown: list[int]) -> str:

@@ -1,7 +1,7 @@
 """The conversation on a case in a real browser: the person escalates, the desk replies,
 the person answers, the desk resolves with a section; mail goes out at each step.
 
-Uses test_browser's Chromium; the live server commits for real, so mail is sent after commit.
+Uses conftest's Chromium; the live server commits for real, so mail is sent after commit.
 """
 
 import pytest
@@ -10,12 +10,14 @@ from django.core import mail
 from kb.importer import import_content
 from kb.models import Case, Diagnosis
 
-from .test_browser import browser, pytestmark, sync_api  # noqa: F401
 from .test_desk import KEYS, TROUBLESHOOT
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
-def people(browser, live_server, transactional_db, write_guide, django_user_model, settings):  # noqa: F811
+def people(browser, live_server, transactional_db, write_guide, django_user_model, settings):
     """Two browser contexts, the person's and a staff member's (signed in through the admin login)."""
     settings.KB_DESK_EMAIL = ["desk@example.com"]
     settings.KB_SITE_URL = live_server.url

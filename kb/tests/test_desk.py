@@ -15,15 +15,6 @@ from django.utils import timezone
 from kb.desk import cases as desk_cases
 from kb.desk.cases import first_line, section_from_reference
 from kb.desk.conversation import update_case
-from kb.desk.insights import (
-    cases_by_code,
-    not_this_sections,
-    resolution,
-    top_searches,
-    unanswered_pastes,
-    unanswered_searches,
-    unopened_searches,
-)
 from kb.guided.recommend import recommend
 from kb.importer import import_content
 from kb.models import Case, CaseEvent, Diagnosis, Feedback, SearchLog, Section
@@ -367,98 +358,6 @@ def test_the_case_form_needs_a_csrf_token(staff, guide):
     case.refresh_from_db()
     assert case.status == Case.Status.NEW
     assert soup(client.get(f"/desk/cases/{case.reference}/")).select_one("form input[name=csrfmiddlewaretoken]")
-
-
-# Insights ------------------------------------------------------------------------------------
-
-
-def aged(row, days: int):
-    type(row).objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(days=days))
-
-
-@pytest.fixture
-def since():
-    return timezone.now() - timedelta(days=30)
-
-
-@pytest.mark.django_db
-def test_search_insights_group_normalised_queries(since):
-    for query, results in [("Access Denied", 3), ("  access denied ", 0), ("access denied", 2), ("mfa", 0), ("mfa", 0),
-                           ("sso", 1)]:
-        SearchLog.objects.create(query=query, result_count=results)
-    aged(SearchLog.objects.create(query="sso", result_count=0), days=31)
-    opened = SearchLog.objects.create(query="opened", result_count=4, opened_url="/kb/g/keys/#lost-keys")
-
-    top = [(row["text"], row["count"], row["no_results"]) for row in top_searches(since)]
-    assert top == [("access denied", 3, 1), ("mfa", 2, 2), ("opened", 1, 0), ("sso", 1, 0)]
-    assert [(row["text"], row["count"]) for row in unanswered_searches(since)] == [("mfa", 2), ("access denied", 1)]
-    assert [(row["text"], row["count"]) for row in unopened_searches(since)] == [("access denied", 2), ("sso", 1)]
-    assert opened.query not in [row["text"] for row in unopened_searches(since)]
-    assert len(top_searches(since, limit=2)) == 2
-
-
-@pytest.mark.django_db
-def test_resolution_rate_of_the_guided_flow(since):
-    for n, outcome in enumerate(["fixed", "fixed", "fixed", "escalated", "open", "open", "open", "open"]):
-        Diagnosis.objects.create(error_text="e", signature="s", outcome=outcome, token=f"t{n}")
-    aged(Diagnosis.objects.create(error_text="old", signature="s", outcome="escalated", token="old"), days=40)
-    shares = {share.outcome: (share.count, share.percent) for share in resolution(since)}
-    assert shares == {"open": (4, 50.0), "fixed": (3, 37.5), "escalated": (1, 12.5)}
-    Diagnosis.objects.all().delete()
-    assert {share.percent for share in resolution(since)} == {0.0}
-
-
-@pytest.mark.django_db
-def test_pastes_with_no_good_result_grouped_by_signature(since):
-    rows = [("AccessDenied one", "a", [], "open"), ("AccessDenied two", "a", [{"title": "x"}], "escalated"),
-            ("Helped", "b", [{"title": "x"}], "fixed"), ("Nothing found", "c", [], "open")]
-    for n, (text, signature, recommendations, outcome) in enumerate(rows):
-        Diagnosis.objects.create(error_text=text, signature=signature, recommendations=recommendations,
-                                 outcome=outcome, token=f"t{n}")
-    found = [(row["signature"], row["count"], row["escalated"], row["example"]) for row in unanswered_pastes(since)]
-    assert found == [("a", 2, 1, "AccessDenied one"), ("c", 1, 0, "Nothing found")]
-
-
-@pytest.mark.django_db
-def test_sections_most_often_marked_not_this(guide, since):
-    votes = [("assume-role", "not_this"), ("assume-role", "not_this"), ("assume-role", "helped"),
-             ("lost-keys", "not_this"), ("access-denied", "helped")]
-    for anchor, vote in votes:
-        feedback = Feedback(vote=vote)
-        feedback.point_at(section(anchor))
-        feedback.save()
-    aged(Feedback.objects.filter(anchor="lost-keys").get(), days=31)
-    gone = Feedback(vote="not_this", guide_slug="g", article_slug="removed", anchor="old")
-    gone.save()
-
-    rows = [(row["title"], row["url"], row["not_this"], row["helped"]) for row in not_this_sections(since)]
-    assert rows == [("I cannot assume a role", "/kb/g/troubleshoot/#assume-role", 2, 1),
-                    (None, "/kb/g/removed/#old", 1, 0)]
-
-
-@pytest.mark.django_db
-def test_cases_by_first_error_code(since):
-    make_case(codes=["AccessDenied", "UnauthorizedOperation"])
-    make_case(codes=["AccessDenied"], status=Case.Status.RESOLVED, content_missing=True)
-    make_case(codes=["ExpiredToken"], status=Case.Status.IN_PROGRESS)
-    make_case(codes=[])
-    aged(make_case(codes=["ExpiredToken"]), days=31)
-    assert cases_by_code(since) == [
-        {"code": "AccessDenied", "cases": 2, "open": 1, "content_missing": 1},
-        {"code": "ExpiredToken", "cases": 1, "open": 1, "content_missing": 0},
-        {"code": None, "cases": 1, "open": 1, "content_missing": 0},
-    ]
-
-
-@pytest.mark.django_db
-def test_insights_page_prints_the_numbers_escaped(staff_client):
-    SearchLog.objects.create(query=HOSTILE, result_count=0)
-    make_case(codes=["AccessDenied"])
-    page = staff_client.get("/desk/insights/")
-    assert b"<script>" not in page.content
-    text = soup(page).get_text(" ", strip=True)
-    assert "AccessDenied 1 1 0" in text
-    assert "Escalated to the help desk 1 100.0%" in text
 
 
 # Admin ---------------------------------------------------------------------------------------
