@@ -1,8 +1,11 @@
-"""System checks: the search engine the database needs must be available."""
+"""System checks: the search engine the database needs must be available, and rate limits
+must be countable. Both need the database, so they run with `migrate`, `check --database
+default` and gunicorn's start (gunicorn.conf.py), not with every command."""
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import connections
 
+from kb import ratecounter, ratelimit
 from kb.search.engines import ENGINES
 
 
@@ -22,3 +25,19 @@ def search_engine_available(app_configs=None, databases=None, **kwargs) -> list[
                 errors.append(Error("this SQLite build has no FTS5, which search needs", id="kb.E002",
                                     hint="Use a Python whose sqlite3 module is built with FTS5, or PostgreSQL."))
     return errors
+
+
+@register("database")
+def rate_limits_countable(app_configs=None, databases=None, **kwargs) -> list[Warning]:
+    """A warning, not an error: the site can serve without counters (kb/ratelimit.py says how)."""
+    if not databases:
+        return []
+    problem = ratecounter.probe()
+    if problem is None:
+        return []
+    refused = ", ".join(name for name, group in ratelimit.GROUPS.items() if group.fail_closed)
+    return [Warning(
+        f"rate limits cannot be counted ({problem}): {refused} requests will be refused with 503, "
+        "the rest served without limits",
+        hint="Run `manage.py migrate`; /healthz shows when the counters work again.", id="kb.W001",
+    )]

@@ -359,3 +359,18 @@ class Case(SectionKey):
 
     def __str__(self) -> str:
         return self.reference
+
+
+# Rate limits ---------------------------------------------------------------------------
+
+
+class RateLimitCounter(models.Model):
+    """One client's requests in one group and window (kb/ratelimit.py); counted by
+    kb/ratecounter.py with an atomic upsert, deleted some time after `expires`."""
+
+    bucket = models.CharField(max_length=255, primary_key=True, help_text="group:window:client")
+    hits = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True, help_text="Unix time after which the window is over.")
+
+    def __str__(self) -> str:
+        return f"{self.bucket}: {self.hits}"
