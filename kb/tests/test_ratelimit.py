@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import urllib.error
+import urllib.request
 import logging
 import os
 import subprocess
@@ -28,7 +31,9 @@ from kb.guided.flow import start_diagnosis
 from kb.importer import import_content
 from kb.models import Case, RateLimitCounter
 from kb.ratelimit import GROUPS, group_for
-from kb.tests.test_two_nodes import ROOT, manage, postgres_url  # noqa: F401  (a fixture)
+from kb.tests.test_two_nodes import (  # noqa: F401  (postgres_url: a fixture)
+    ROOT, Visitor, manage, node, postgres_url, site, well_inside_a_minute,
+)
 
 ARTICLE = """\
 # Signing in<a name="signing-in"></a>
@@ -258,3 +263,58 @@ def test_the_system_check_warns_when_counters_fail(db):
     (warning,) = rate_limits_countable(databases=["default"])
     assert warning.id == "kb.W001"
     assert "migrate" in warning.hint
+
+
+# As an operator sees it: real servers set up with `migrate` and `import_kb` alone
+
+
+def post_json(url: str, body: dict, address: str) -> int:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {
+        "Content-Type": "application/json", "X-Forwarded-For": address,
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_server_set_up_with_migrate_and_import_kb_limits_recommends(tmp_path, database_url):
+    env = site(tmp_path, database_url, KB_SEMANTIC="0")  # the default limit: 30 a minute
+    with node(env, tmp_path / "node.log") as base:
+        well_inside_a_minute(room=40)
+        address = Visitor().address
+        statuses = [post_json(base + "/api/v1/recommend", {"error_text": "AccessDenied"}, address) for _ in range(31)]
+    assert statuses == [200] * 30 + [429]
+
+
+def test_a_server_whose_counters_fail_says_so_and_refuses_cases(tmp_path, database_url):
+    env = site(tmp_path, database_url, KB_SEMANTIC="0")
+    manage(env, "shell", "--no-imports", "-c",
+           "from django.db import connection; connection.cursor().execute('DROP TABLE IF EXISTS kb_ratelimitcounter')")
+    checked = subprocess.run([sys.executable, "manage.py", "check", "--database", "default"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "kb.W001" in checked.stderr and "rate limits cannot be counted" in checked.stderr
+
+    log = tmp_path / "node.log"
+    with node(env, log) as base:
+        visitor = Visitor()
+        _, form, _ = visitor.request(base + "/troubleshoot/")
+        status, answer, _ = visitor.request(base + "/troubleshoot/", {
+            "error_text": "I cannot sign in: AccessDenied", "csrfmiddlewaretoken": visitor.csrf_token(form)})
+        assert status == 200, "recommendations fail open"
+        case_url = base + re.search(r'href="(/troubleshoot/[^"/]+/case/)"', answer).group(1)
+        _, case_form, _ = visitor.request(case_url)
+        status, page, headers = visitor.request(case_url, {
+            "name": "Ada", "email": "ada@example.com", "csrfmiddlewaretoken": visitor.csrf_token(case_form)})
+        assert status == 503
+        assert "We cannot take this right now" in page and headers["Retry-After"] == "60"
+        status, health, _ = visitor.request(base + "/healthz")
+        assert status == 200
+        assert json.loads(health)["status"] == "degraded"
+        assert json.loads(health)["rate_limits"]["status"] == "error"
+    cases = manage(env, "shell", "--no-imports", "-c", "from kb.models import Case; print(Case.objects.count())")
+    assert cases.strip() == "0"
+    logged = log.read_text()
+    assert "kb.W001" in logged, "the start-up check"
+    assert logged.count("rate-limit counters unavailable") == 1, "once a minute, not per request"
