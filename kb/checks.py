@@ -35,9 +35,8 @@ def rate_limits_countable(app_configs=None, databases=None, **kwargs) -> list[Wa
     problem = ratecounter.probe()
     if problem is None:
         return []
-    refused = ", ".join(name for name, group in ratelimit.GROUPS.items() if group.fail_closed)
     return [Warning(
-        f"rate limits cannot be counted ({problem}): {refused} requests will be refused with 503, "
-        "the rest served without limits",
+        f"rate limits cannot be counted ({problem}): {', '.join(ratelimit.fail_closed_groups())} requests "
+        "will be refused with 503, the rest served without limits",
         hint="Run `manage.py migrate`; /healthz shows when the counters work again.", id="kb.W001",
     )]

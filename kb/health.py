@@ -61,8 +61,7 @@ def check_rate_limits() -> dict:
     problem = ratecounter.probe()
     if problem is None:
         return {"status": "ok"}
-    refused = sorted(name for name, group in ratelimit.GROUPS.items() if group.fail_closed)
-    return {"status": "error", "error": problem.kind, "refused": refused}
+    return {"status": "error", "error": problem.kind, "refused": ratelimit.fail_closed_groups()}
 
 
 def report() -> tuple[bool, dict]:

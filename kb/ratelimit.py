@@ -76,6 +76,11 @@ class Unavailable:
     retry_after: int = 60
 
 
+def fail_closed_groups() -> list[str]:
+    """The groups whose requests are refused while the counters cannot count."""
+    return sorted(name for name, group in GROUPS.items() if group.fail_closed)
+
+
 def group_for(method: str, path: str) -> str | None:
     """The limit group a request counts against, or None when it is not limited.
 
@@ -153,6 +158,5 @@ def _log_unavailable(reason: str, group: str, fail_closed: bool) -> None:
     logger.error(
         "rate-limit counters unavailable (%s): %s requests are %s; fail-closed groups (%s) answer 503 "
         "until they are back (logged at most once a minute)",
-        reason, group, "refused" if fail_closed else "served uncounted",
-        ", ".join(name for name, g in GROUPS.items() if g.fail_closed),
+        reason, group, "refused" if fail_closed else "served uncounted", ", ".join(fail_closed_groups()),
     )
