@@ -22,7 +22,7 @@ import threading
 import time
 from contextlib import nullcontext
 
-from django.db import connections, router, transaction
+from django.db import Error, connections, router, transaction
 
 from .models import RateLimitCounter
 
@@ -62,7 +62,7 @@ def hit(bucket: str, expires: int) -> int:
                 cursor.execute(sql, [bucket, expires])
                 count = cursor.fetchone()[0]
             _prune(alias)
-    except Exception as exc:
+    except Error as exc:  # database errors only: anything else is a bug, and a 500 says so
         raise CounterUnavailable(exc) from exc
     return count
 
