@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Title suggestions as you type, on the full corpus: the database query they used to run
-(`title__icontains` per word) against the list each worker keeps per content generation.
+(`title__icontains` per word) against the title index each worker keeps per content generation.
 
     .venv/bin/python bench/suggest.py [--sqlite PATH] [--postgres URL] [--titles N] [--seed N]
 
@@ -8,7 +8,7 @@ Each engine runs in its own process (Django settings are per process). A process
 corpus into its bench database (no embedding: suggestions do not use it), then replays
 what search.js sends while someone types the first words of N section titles (every prefix
 of two characters or more, up to 30 characters) and prints p50/p95 per lookup for both, and
-what building the list costs once per content generation.
+what building the index costs once per content generation.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def main() -> int:
         done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
         figures = json.loads(done.stdout.splitlines()[-1])
         print(f"{figures['vendor']}: {figures['topics']} topics, {figures['lookups']} lookups; "
-              f"list built in {figures['build_ms']:.1f} ms once per content generation")
-        for name in ("query", "list"):
+              f"index built in {figures['build_ms']:.1f} ms once per content generation")
+        for name in ("query", "index"):
             print(f"  {name:6} p50 {figures[name]['p50']:6.2f} ms  p95 {figures[name]['p95']:6.2f} ms")
     return 0
 
@@ -73,7 +73,7 @@ def measure(args) -> dict:
              for end in range(2, min(len(title), 30) + 1)]
 
     def by_query(text: str) -> list:
-        """What api_suggest ran before the list: a database scan per keystroke."""
+        """What api_suggest ran before the index: a database scan per keystroke."""
         sections = Section.objects.topics().select_related("article__guide").only(
             "title", "anchor", "level", "article__slug", "article__title", "article__guide__slug"
         )
@@ -83,12 +83,12 @@ def measure(args) -> dict:
                 for s in sections.order_by("level", "title")[:suggestions.SUGGESTIONS]]
 
     start = time.perf_counter()
-    suggestions.topics.__wrapped__()
+    suggestions.title_index.__wrapped__()
     build_ms = (time.perf_counter() - start) * 1000
     suggestions.suggest_titles("warm up")
     return {
         "vendor": connection.vendor, "topics": len(titles), "lookups": len(typed), "build_ms": build_ms,
-        "query": timings(by_query, typed), "list": timings(suggestions.suggest_titles, typed),
+        "query": timings(by_query, typed), "index": timings(suggestions.suggest_titles, typed),
     }
 
 
