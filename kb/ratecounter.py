@@ -18,9 +18,11 @@ means for the request.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from contextlib import nullcontext
+from time import monotonic
 
 from django.db import Error, connections, router, transaction
 
@@ -28,7 +30,7 @@ from .models import RateLimitCounter
 
 # Rows of finished windows are deleted by the first count after this many seconds (per process).
 PRUNE_EVERY = 60
-_pruned = [0.0]
+_pruned = [-math.inf]
 _prune_lock = threading.Lock()
 
 
@@ -42,9 +44,10 @@ class CounterUnavailable(Exception):
         super().__init__(f"{self.kind}: {first_line}"[:300] if first_line else self.kind)
 
 
-def hit(bucket: str, expires: int) -> int:
+def hit(bucket: str, expires: int, now: float) -> int:
     """Add one to `bucket`'s count (a new bucket is kept until the Unix time `expires`)
-    and return the new count, atomically."""
+    and return the new count, atomically. `now` is the caller's clock, which decides
+    which buckets are over when finished ones are deleted."""
     alias = router.db_for_write(RateLimitCounter)
     connection = connections[alias]
     table = connection.ops.quote_name(RateLimitCounter._meta.db_table)
@@ -61,7 +64,7 @@ def hit(bucket: str, expires: int) -> int:
             with connection.cursor() as cursor:
                 cursor.execute(sql, [bucket, expires])
                 count = cursor.fetchone()[0]
-            _prune(alias)
+            _prune(alias, now)
     except Error as exc:  # database errors only: anything else is a bug, and a 500 says so
         raise CounterUnavailable(exc) from exc
     return count
@@ -69,19 +72,18 @@ def hit(bucket: str, expires: int) -> int:
 
 def probe() -> CounterUnavailable | None:
     """Why the counters cannot count, or None when they can (a real count on a bucket of its own)."""
-    now = int(time.time())
+    now = time.time()
     try:
-        hit(f"probe:{now // 60}", now + 120)
+        hit(f"probe:{int(now) // 60}", int(now) + 120, now)
     except CounterUnavailable as exc:
         return exc
     return None
 
 
-def _prune(alias: str) -> None:
+def _prune(alias: str, now: float) -> None:
     """Delete finished windows' rows, at most once every PRUNE_EVERY seconds in this process."""
-    now = time.time()
     with _prune_lock:
-        if now - _pruned[0] < PRUNE_EVERY:
+        if monotonic() - _pruned[0] < PRUNE_EVERY:
             return
-        _pruned[0] = now
+        _pruned[0] = monotonic()
     RateLimitCounter.objects.using(alias).filter(expires__lt=int(now)).delete()

@@ -128,7 +128,7 @@ def check(request: HttpRequest) -> Limited | Unavailable | None:
     now = time.time()
     window = int(now // period)
     try:
-        count = ratecounter.hit(f"{group}:{window}:{_client_key(request)}", expires=(window + 1) * period)
+        count = ratecounter.hit(f"{group}:{window}:{_client_key(request)}", (window + 1) * period, now)
     except ratecounter.CounterUnavailable as exc:
         fail_closed = GROUPS[group].fail_closed
         _log_unavailable(str(exc), group, fail_closed)
