@@ -22,7 +22,6 @@ import math
 import threading
 import time
 from contextlib import nullcontext
-from time import monotonic
 
 from django.db import Error, connections, router, transaction
 
@@ -83,7 +82,7 @@ def probe() -> CounterUnavailable | None:
 def _prune(alias: str, now: float) -> None:
     """Delete finished windows' rows, at most once every PRUNE_EVERY seconds in this process."""
     with _prune_lock:
-        if monotonic() - _pruned[0] < PRUNE_EVERY:
+        if time.monotonic() - _pruned[0] < PRUNE_EVERY:
             return
-        _pruned[0] = monotonic()
+        _pruned[0] = time.monotonic()
     RateLimitCounter.objects.using(alias).filter(expires__lt=int(now)).delete()
