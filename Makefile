@@ -19,7 +19,6 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
 
 run: $(VENV)/.installed
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=1 $(BIN)/python manage.py createcachetable
 	DJANGO_DEBUG=1 $(BIN)/python manage.py import_kb
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
 

@@ -54,3 +54,21 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # The path without the query string: search queries are pasted errors that may hold
 # secrets (they are stored redacted, and must not leak through the access log instead).
 access_log_format = '%(h)s %({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
+
+def when_ready(server) -> None:
+    """Run the system checks that need the database (kb/checks.py: search engine, rate-limit
+    counters) once, in the master, before any worker starts, and log what they find: a
+    server whose rate limits cannot count says so at start-up."""
+    from django.apps import apps
+
+    if not apps.ready:  # preload_app off: Django loads in the workers, which serve unchecked
+        return
+    from django.core import checks
+    from django.db import connections
+
+    try:
+        for message in checks.run_checks(databases=list(connections)):
+            (server.log.error if message.is_serious() else server.log.warning)("system check: %s", message)
+    finally:
+        connections.close_all()  # workers fork from here: none may share the master's connections

@@ -141,7 +141,6 @@ def prepare(database_url: str) -> dict:
     from kb.search.training import load_judged
 
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     started = time.perf_counter()
     report = import_content([CORPUS])  # which syncs the search index too
     print(f"   import and index: {report.summary()} in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -1,5 +1,7 @@
-"""System checks: the search engine the database needs must be available; a deployment
-sends mail and links to its own address."""
+"""System checks: the search engine the database needs must be available and rate limits
+countable (both need the database, so they run with `migrate`, `check --database default`
+and gunicorn's start, gunicorn.conf.py, not with every command); a deployment sends mail
+and links to its own address."""
 
 from urllib.parse import urlsplit
 
@@ -7,6 +9,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.db import connections
 
+from kb import ratecounter, ratelimit
 from kb.search.engines import ENGINES
 
 
@@ -39,3 +42,18 @@ def mail_goes_out(app_configs=None, **kwargs) -> list[Warning]:
         warnings.append(Warning(f"KB_SITE_URL is {settings.KB_SITE_URL!r}: links in mail and webhooks point there",
                                 id="kb.W002", hint="Set KB_SITE_URL to the address people use, e.g. https://kb.example.com"))
     return warnings
+
+
+@register("database")
+def rate_limits_countable(app_configs=None, databases=None, **kwargs) -> list[Warning]:
+    """A warning, not an error: the site can serve without counters (kb/ratelimit.py says how)."""
+    if not databases:
+        return []
+    problem = ratecounter.probe()
+    if problem is None:
+        return []
+    return [Warning(
+        f"rate limits cannot be counted ({problem}): {', '.join(ratelimit.fail_closed_groups())} requests "
+        "will be refused with 503, the rest served without limits",
+        hint="Run `manage.py migrate`; /healthz shows when the counters work again.", id="kb.W003",
+    )]

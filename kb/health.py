@@ -1,8 +1,10 @@
 """`/healthz` for load balancers and monitors: is this node able to serve?
 
 Cheap enough to poll every second: a `SELECT 1`, the search index's existence and row
-count, and a read from each cache. Only the database and the search index decide the status code;
-a failing cache is reported but pages still serve (slower, and without rate limits).
+count, a read from each cache and one count on the rate limits' own probe counter. Only the
+database and the search index decide the status code; a failing cache or rate-limit counter
+makes the node "degraded" (200): pages still serve, slower, or with writes refused and
+reading unlimited (kb/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from kb import ratecounter, ratelimit
 from kb.search.engines import get_engine
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ def check_search_index() -> dict:
 
 def check_caches() -> dict:
     result = {}
-    for alias in ("default", "ratelimit"):
+    for alias in ("default",):
         try:
             caches[alias].get("healthz")
             result[alias] = "ok"
@@ -53,11 +56,24 @@ def check_caches() -> dict:
     return result
 
 
+def check_rate_limits() -> dict:
+    """Whether requests can be counted; if not, which limit groups refuse requests meanwhile."""
+    problem = ratecounter.probe()
+    if problem is None:
+        return {"status": "ok"}
+    return {"status": "error", "error": problem.kind, "refused": ratelimit.fail_closed_groups()}
+
+
 def report() -> tuple[bool, dict]:
-    """(healthy, details): healthy when the database answers and the search index exists."""
-    details = {"database": check_database(), "search_index": check_search_index(), "cache": check_caches()}
+    """(healthy, details): healthy when the database answers and the search index exists;
+    the status is "degraded" when, besides, a cache or the rate-limit counters fail."""
+    details = {
+        "database": check_database(), "search_index": check_search_index(),
+        "cache": check_caches(), "rate_limits": check_rate_limits(),
+    }
     healthy = details["database"]["status"] == "ok" and details["search_index"]["status"] == "ok"
-    return healthy, {"status": "ok" if healthy else "error", **details}
+    degraded = details["rate_limits"]["status"] != "ok" or any(v != "ok" for v in details["cache"].values())
+    return healthy, {"status": "error" if not healthy else "degraded" if degraded else "ok", **details}
 
 
 @never_cache

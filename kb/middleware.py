@@ -1,4 +1,4 @@
-"""Middleware for production: the Content-Security-Policy header, the 411/413/429 limits,
+"""Middleware for production: the Content-Security-Policy header, the 411/413/429/503 limits,
 and JSON errors for the API.
 
 Django's SecurityMiddleware and XFrameOptionsMiddleware send the other security headers
@@ -36,7 +36,8 @@ class ContentSecurityPolicyMiddleware:
 
 class RequestLimitsMiddleware:
     """Refuse, before any session, CSRF or view work, a body over DATA_UPLOAD_MAX_MEMORY_SIZE
-    (413) and a client over its rate limit (429 with Retry-After).
+    (413), a client over its rate limit (429 with Retry-After) and, while rate limits cannot
+    be counted, the writes that fail closed (503 with Retry-After; see kb/ratelimit.py).
 
     Django itself would answer an oversized body with a 400 (RequestDataTooBig) and only
     when something reads it; checking Content-Length up front makes it a 413 every time.
@@ -55,14 +56,21 @@ class RequestLimitsMiddleware:
                 request, 413, "413.html", {"limit_kb": limit_kb},
                 error=f"request body larger than {limit_kb} KB",
             )
-        if limited := ratelimit.check(request):
+        decision = ratelimit.check(request)
+        if isinstance(decision, ratelimit.Limited):
             response = limit_response(
-                request, 429, "429.html", {"retry_after": limited.retry_after},
-                error=f"too many requests: at most {limited.limit} per {limited.period} seconds",
+                request, 429, "429.html", {"retry_after": decision.retry_after},
+                error=f"too many requests: at most {decision.limit} per {decision.period} seconds",
             )
-            response["Retry-After"] = str(limited.retry_after)
-            return response
-        return self.get_response(request)
+        elif isinstance(decision, ratelimit.Unavailable):
+            response = limit_response(
+                request, 503, "503.html", {"retry_after": decision.retry_after},
+                error="temporarily unavailable: requests cannot be counted against their limit; nothing was saved",
+            )
+        else:
+            return self.get_response(request)
+        response["Retry-After"] = str(decision.retry_after)
+        return response
 
 
 class JsonApiErrorsMiddleware:

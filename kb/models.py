@@ -465,5 +465,20 @@ class ApiToken(models.Model):
         return self.scope == self.Scope.WRITE
 
 
+# Rate limits ---------------------------------------------------------------------------
+
+
+class RateLimitCounter(models.Model):
+    """One client's requests in one group and window (kb/ratelimit.py); counted by
+    kb/ratecounter.py with an atomic upsert, deleted some time after `expires`."""
+
+    bucket = models.CharField(max_length=255, primary_key=True, help_text="group:window:client")
+    hits = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True, help_text="Unix time after which the window is over.")
+
+    def __str__(self) -> str:
+        return f"{self.bucket}: {self.hits}"
+
+
 # Outgoing mail and webhooks live in their own module; imported here so Django registers them.
 from kb.notify.models import OutgoingEmail, Webhook, WebhookDelivery  # noqa: E402,F401

@@ -149,24 +149,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # Caches. "default" holds rendered pages under keys that include their content version
 # (kb/pagecache.py), so no node ever serves a stale page whatever the backend, and "local"
-# keeps each worker's most viewed ones at hand; "ratelimit" holds the per-client counters,
-# which must be shared by every process that serves.
+# keeps each worker's most viewed ones at hand. Rate-limit counters are in the database
+# (kb/ratecounter.py says why).
 _local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 1000}}
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    # Several nodes: one Redis for pages, counters and sessions.
+    # Several nodes: one Redis for pages and sessions.
     _redis = {"BACKEND": "portal.redis_cache.RedisCache", "LOCATION": REDIS_URL}
     CACHES = {
         "default": {**_redis, "KEY_PREFIX": "kb", "TIMEOUT": 24 * 3600},
         "local": _local,
-        "ratelimit": {**_redis, "KEY_PREFIX": "kb-rl"},
     }
     # Sessions read from Redis and survive its restart (they are written to the database too).
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
-    # One machine: pages in files that every gunicorn worker shares and a restart keeps;
-    # counters in a database table (made by `createcachetable`), counted inside an
-    # IMMEDIATE transaction so that concurrent workers never lose a hit.
+    # One machine: pages in files that every gunicorn worker shares and a restart keeps.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -175,11 +172,6 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 20000},
         },
         "local": _local,
-        "ratelimit": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": "kb_ratelimit",
-            "OPTIONS": {"MAX_ENTRIES": 10000},
-        },
     }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -223,9 +215,11 @@ KB_CONTENT_DIR = Path(os.environ.get("KB_CONTENT_DIR") or BASE_DIR / "content")
 KB_EVAL_DIR = Path(os.environ.get("KB_EVAL_DIR") or BASE_DIR.parent / "shared" / "eval")
 
 # Requests per client and period on the expensive and writing endpoints (kb/ratelimit.py
-# maps URLs to these groups), sized for people, kept in the "ratelimit" cache.
+# maps URL names to these groups), sized for people, counted in the database.
 KB_RATE_LIMITS = {
     "search": env_rate("KB_RATE_LIMIT_SEARCH", "60/m"),
+    # Type-ahead: search.js asks at most every 150 ms while someone types, about 10 times a query.
+    "suggest": env_rate("KB_RATE_LIMIT_SUGGEST", "120/m"),
     "recommend": env_rate("KB_RATE_LIMIT_RECOMMEND", "30/m"),
     "feedback": env_rate("KB_RATE_LIMIT_FEEDBACK", "60/m"),
     "case": env_rate("KB_RATE_LIMIT_CASE", "10/h"),

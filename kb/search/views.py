@@ -7,15 +7,15 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from kb.forms import SearchForm
-from kb.models import Article, Guide, SearchLog, Section
+from kb.models import Article, Guide, SearchLog
 
 from .insights import log_search, opened_token, record_opened
 from .query import MAX_QUERY_CHARS, clean_text, printable
 from .results import search
 from .spelling import has_unknown_word, suggest
+from .suggestions import suggest_titles
 
 PAGE_SIZE = 10
-SUGGESTIONS = 8
 
 
 @require_GET
@@ -72,17 +72,7 @@ def api_search(request: HttpRequest) -> JsonResponse:
 def api_suggest(request: HttpRequest) -> JsonResponse:
     """Section titles containing what was typed so far, for the search box's suggestions."""
     typed = clean_text(request.GET.get("q", ""))[:100].strip()
-    if len(typed) < 2:
-        return JsonResponse({"suggestions": []})
-    sections = Section.objects.topics().select_related("article__guide").only(
-        "title", "anchor", "level", "article__slug", "article__title", "article__guide__slug"
-    )
-    for word in typed.split()[:6]:  # every word, in any order: "temp cred" finds "temporary credentials"
-        sections = sections.filter(title__icontains=word)
-    return JsonResponse({"suggestions": [
-        {"title": s.title, "article_title": s.article.title, "url": s.get_absolute_url()}
-        for s in sections.order_by("level", "title")[:SUGGESTIONS]
-    ]})
+    return JsonResponse({"suggestions": suggest_titles(typed) if len(typed) >= 2 else []})
 
 
 @require_POST

@@ -130,7 +130,6 @@ def site(tmp_path: Path, database_url: str, **settings: str) -> dict:
     }
     manage(env, "collectstatic", "--noinput")
     manage(env, "migrate", "--noinput")
-    manage(env, "createcachetable")
     manage(env, "import_kb")  # which syncs the search index too
     return env
 
