@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
+from django.urls import register_converter
 
 
 class KbConfig(AppConfig):
@@ -8,9 +9,11 @@ class KbConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .converters import KeyConverter
         from .search.ranking import shipped_ranker
 
         shipped_ranker()  # the ranker's weights: a broken weights file stops start-up, not a search
+        register_converter(KeyConverter, "key")  # before any URLconf is imported
 
         # Saving or deleting a guide, or deleting an article, ends the content generation:
         # an import that changes a guide's content saves the guide, and so do the admin and a shell.

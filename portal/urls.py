@@ -1,10 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path
 
-from kb.converters import KeyConverter
 from kb.health import healthz
-
-register_converter(KeyConverter, "key")  # before the includes below, whose routes use it
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -200,8 +200,9 @@ def stored_state() -> dict[str, object]:
             "articles": Article.objects.count(), "diagnoses": people, "cases": cases}
 
 
-# Rows a request may add: logs of what was asked, and what a valid POST creates.
-LOGGED = {"kb.SearchLog"}
+# Rows a request may add: logs of what was asked (and the rate-limit counters, which
+# /healthz probes), and what a valid POST creates.
+LOGGED = {"kb.SearchLog", "kb.RateLimitCounter"}
 CREATED_BY_POST = {"kb.Diagnosis", "kb.Feedback", "kb.Case", "kb.SearchLog", "kb.CaseEvent", "kb.OutgoingEmail",
                    "kb.WebhookDelivery"}
 

@@ -46,6 +46,7 @@ Reset the password\\.
 # The site as it would be if the guided pages moved under /help/ (used with pytest.mark.urls).
 urlpatterns = [
     path("help/", include("kb.guided.urls")),
+    path("", include("kb.api.urls")),
     path("", include("kb.urls")),
 ]
 
@@ -253,7 +254,7 @@ def test_healthz_says_degraded_with_the_reason(client, diagnosis):
     assert body["status"] == "degraded"
     assert body["rate_limits"]["status"] == "error"
     assert body["rate_limits"]["error"]
-    assert body["rate_limits"]["refused"] == ["case", "feedback"]
+    assert body["rate_limits"]["refused"] == ["api", "case", "feedback"]
 
 
 def test_the_system_check_warns_when_counters_fail(db):
