@@ -7,7 +7,6 @@ matched by (guide, article slug, anchor), so unchanged rows keep their ids.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from django.utils import timezone
 from kb.models import Article, Guide, Section, SectionEntity, toc_order
 from kb.search import sync_index
 from kb.search.entities import section_entities, section_kind
+from portal import workers
 
 from .render import UNTITLED_HEADING, LinkContext, RenderedArticle, Renderer, RenderError, page_ids
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
@@ -176,9 +176,9 @@ def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list
         for article in plan.to_render:
             owners[str(article.path)] = (plan, article.slug)
             jobs.append((str(article.path), article.text, plan.context))
-    workers = min(os.cpu_count() or 1, 4)
-    if len(jobs) >= PARALLEL_THRESHOLD and workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+    processes = min(os.cpu_count() or 1, 4)
+    if len(jobs) >= PARALLEL_THRESHOLD and processes > 1:
+        with workers.pool(processes) as pool:
             _collect(pool.imap_unordered(_render_one, jobs, chunksize=8), owners, len(jobs), progress, errors)
     else:
         _collect(map(_render_one, jobs), owners, len(jobs), progress, errors)
