@@ -29,6 +29,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from kb.importer.sync import PARALLEL_THRESHOLD
 from kb.search import semantic
 from kb.search.engines import postgresql, sqlite
 
@@ -42,7 +43,7 @@ class Profile:
     kills: int = 20
     seed: int = 20261206
     guides: int = 2
-    articles: int = 40  # per guide: version b re-renders all 80, enough for the worker pool
+    articles: int = 52  # per guide: each version renders over 100 files, in worker processes
     sections: int = 4  # per article
     complete_every: int = 5  # a completed import after this many kills
     embed_every: int = 4  # every so many kills, one lands while sections are embedded
@@ -268,6 +269,7 @@ def kill_repeatedly(runner: Importer, profile: Profile, log=print) -> int:
     """The whole check; returns how many kills landed after the text import had committed."""
     rng = random.Random(profile.seed)
     trees = {version: write_tree(runner.scratch / "content", version, profile) for version in VERSIONS}
+    assert min(len(list(tree.rglob("*.md"))) for tree in trees.values()) >= PARALLEL_THRESHOLD  # workers are killed too
     digests, durations = {}, {}
     for version in ("b", "a"):  # each version's content, and how long an import of the whole change takes
         durations[version] = runner.complete("import_kb", str(trees[version]), "--no-embed")
