@@ -111,14 +111,14 @@ class Database:
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
 
     def sessions(self) -> int:
-        """Connections to this database other than the checks' own (0 on SQLite)."""
+        """Connections to this database: the checks close theirs (0 on SQLite)."""
         if self.vendor == "sqlite":
             return 0
         return self._admin("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [self.name])[0][0]
 
     def query(self, sql: str) -> list[tuple]:
         if self.vendor == "sqlite":
-            with sqlite3.connect(self.path) as db:
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
                 return db.execute(sql).fetchall()
         import psycopg
 
