@@ -7,12 +7,14 @@ matched by (guide, article slug, anchor), so unchanged rows keep their ids.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import django
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -21,7 +23,6 @@ from django.utils import timezone
 from kb.models import Article, Guide, Section, SectionEntity, toc_order
 from kb.search import sync_index
 from kb.search.entities import section_entities, section_kind
-from portal import workers
 
 from .render import UNTITLED_HEADING, LinkContext, RenderedArticle, Renderer, RenderError, page_ids
 from .sources import INDEX, ArticleSource, GuideSource, SourceError, find_guide_folders, load_guide
@@ -179,7 +180,11 @@ def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list
             jobs.append((str(article.path), article.text, plan.context))
     processes = min(os.cpu_count() or 1, 4)
     if len(jobs) >= PARALLEL_THRESHOLD and processes > 1:
-        with workers.pool(processes) as pool:
+        # Spawned, never forked: a fork copies the importing process as it is, its threads'
+        # held locks and its database connection included (a server, a test runner or a
+        # command that loaded the embedding model holds threads). After a killed import,
+        # each worker ends at its next read or write of the pool's queues.
+        with multiprocessing.get_context("spawn").Pool(processes, initializer=django.setup) as pool:
             _collect(pool.imap_unordered(_render_one, jobs, chunksize=8), owners, len(jobs), progress, errors)
     else:
         _collect(map(_render_one, jobs), owners, len(jobs), progress, errors)
