@@ -211,6 +211,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # App settings (read at call time through django.conf.settings).
 KB_CONTENT_DIR = Path(os.environ.get("KB_CONTENT_DIR") or BASE_DIR / "content")
+# The largest markdown or guide.toml file the importer reads (the corpus's largest is 0.3 MB):
+# a bigger one is an error naming it, before it is read into memory.
+KB_MAX_FILE_BYTES = env_int("KB_MAX_FILE_BYTES", 5 * 1024 * 1024)
 # Judged cases (errors-dev.jsonl, qrels-dev.jsonl) that `manage.py train_ranker` fits the ranker on.
 KB_EVAL_DIR = Path(os.environ.get("KB_EVAL_DIR") or BASE_DIR.parent / "shared" / "eval")
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
+
 from kb.guided.activities import Activity, ActivityError
+from django.conf import settings
+
 from kb.guided.activities import parse as parse_activities
 
 from .render import RENDER_VERSION
@@ -58,7 +64,7 @@ def _has_markdown(folder: Path) -> bool:
 
 
 def _is_guide(folder: Path) -> bool:
-    if (folder / GUIDE_FILE).is_file() or (folder / INDEX).is_file():
+    if _present(folder / GUIDE_FILE) or _present(folder / INDEX):
         return True
     subfolders_with_markdown = any(p.is_dir() and _has_markdown(p) for p in folder.iterdir())
     return _has_markdown(folder) and not subfolders_with_markdown
@@ -84,15 +90,42 @@ def find_guide_folders(paths: list[Path]) -> list[Path]:
 
 
 def _read_text(path: Path) -> str:
+    """The file's text; SourceError naming the file (and line) when it is not a readable
+    regular file of UTF-8 within KB_MAX_FILE_BYTES."""
+    limit = settings.KB_MAX_FILE_BYTES
     try:
-        data = path.read_bytes()
-    except OSError as exc:
+        # Non-blocking, so a FIFO that nobody writes to is reported instead of hanging the import.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:  # no permission, a symlink loop, a socket, a dangling link
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise SourceError(f"{path}: cannot read ({what})")
+        if info.st_size > limit:
+            raise SourceError(f"{path}: {_size(info.st_size)} is more than the {_size(limit)} allowed (KB_MAX_FILE_BYTES)")
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)  # it may have grown since fstat
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SourceError(f"{path}: more than the {_size(limit)} allowed (KB_MAX_FILE_BYTES)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
+def _present(path: Path) -> bool:
+    """Whether the folder has an entry of that name, even one that cannot be read (which
+    reading then reports, rather than the import silently going without it)."""
+    return os.path.lexists(path)
 
 
 def _read_guide_toml(path: Path) -> dict:
@@ -128,13 +161,13 @@ def load_guide(folder: Path) -> GuideSource:
     if len(folder.name) > MAX_SLUG:
         errors.append(f"{folder}: folder name is longer than {MAX_SLUG} characters (it is the guide's URL)")
     meta: dict = {}
-    if (folder / GUIDE_FILE).is_file():
+    if _present(folder / GUIDE_FILE):
         try:
             meta = _read_guide_toml(folder / GUIDE_FILE)
         except SourceError as exc:
             errors.append(str(exc))
     index_text = None
-    if (folder / INDEX).is_file():
+    if _present(folder / INDEX):
         try:
             index_text = _read_text(folder / INDEX)
         except SourceError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import django
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -30,8 +31,9 @@ Progress = Callable[[int, int], None]
 
 MAX_GUIDE_TITLE = 300  # kb.models.Guide.title
 
-# Rendering is CPU-bound; below this many files a worker pool costs more than it saves.
-PARALLEL_THRESHOLD = 64
+# Rendering is CPU-bound (about 10 ms a file), and a spawned worker takes about 0.5 s of
+# CPU to start: below this many files a worker pool costs more than it saves.
+PARALLEL_THRESHOLD = 100
 
 
 class ImportFailed(Exception):
@@ -176,9 +178,13 @@ def _render_all(plans: list[_GuidePlan], progress: Progress | None, errors: list
         for article in plan.to_render:
             owners[str(article.path)] = (plan, article.slug)
             jobs.append((str(article.path), article.text, plan.context))
-    workers = min(os.cpu_count() or 1, 4)
-    if len(jobs) >= PARALLEL_THRESHOLD and workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+    processes = min(os.cpu_count() or 1, 4)
+    if len(jobs) >= PARALLEL_THRESHOLD and processes > 1:
+        # Spawned, never forked: a fork copies the importing process as it is, its threads'
+        # held locks and its database connection included (a server, a test runner or a
+        # command that loaded the embedding model holds threads). After a killed import,
+        # each worker ends at its next read or write of the pool's queues.
+        with multiprocessing.get_context("spawn").Pool(processes, initializer=django.setup) as pool:
             _collect(pool.imap_unordered(_render_one, jobs, chunksize=8), owners, len(jobs), progress, errors)
     else:
         _collect(map(_render_one, jobs), owners, len(jobs), progress, errors)

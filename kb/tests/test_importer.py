@@ -5,7 +5,10 @@ contents, add/update/unchanged/remove with ids kept, guides left alone, atomic f
 warnings with file and line, and the command's output.
 """
 
+import contextlib
+import os
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -224,6 +227,31 @@ def test_many_files_render_in_worker_processes_and_errors_still_name_the_file(db
     import_content([folder], progress=lambda done, total: progress.append((done, total)))
     assert progress[-1] == (PARALLEL_THRESHOLD, PARALLEL_THRESHOLD)
     assert Section.objects.filter(anchor__endswith="-part").count() == PARALLEL_THRESHOLD
+
+
+def _children_files() -> set[str]:
+    """What the direct children of this process have open (Linux /proc)."""
+    children = [int(pid) for tasks in Path("/proc/self/task").glob("*/children") for pid in tasks.read_text().split()]
+    opened = set()
+    for pid in children:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):  # the worker or the descriptor ended meanwhile
+                opened.add(os.readlink(fd))
+    return opened
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the workers' open files from Linux /proc")
+def test_render_workers_are_fresh_processes_not_forks_of_the_importer(db, write_guide, tmp_path):
+    """A forked worker starts as a copy of the importing process: its threads' held locks
+    and its open files and database connection. A file the importer holds open stands for
+    them: the workers must not have it."""
+    folder = write_guide("g", {f"a{n:03}.md": page(f"a{n:03}") for n in range(PARALLEL_THRESHOLD)})
+    held = tmp_path / "held-by-the-importer"
+    seen: set[str] = set()
+    with held.open("w"):
+        import_content([folder], progress=lambda done, total: seen.update(_children_files()))
+    assert seen, "no worker process was seen"
+    assert str(held) not in seen
 
 
 # Atomic failure
