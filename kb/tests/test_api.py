@@ -415,6 +415,20 @@ def test_bad_resolutions_are_400_with_a_message(client, case, issue, body, messa
     assert case.status == Case.Status.NEW
 
 
+@pytest.mark.parametrize("path, body", [
+    (f"/api/v1/cases/{REFERENCE}/replies", '{"body": "it fails \\ud800 here"}'),
+    (f"/api/v1/cases/{REFERENCE}/status", '{"status": "in_progress", "note": "\\udfff"}'),
+    ("/api/v1/feedback", '{"section": "g/troubleshoot#\\ud800", "vote": "helped"}'),
+])
+def test_a_lone_surrogate_escape_is_a_400_not_a_500(client, case, issue, path, body):
+    """JSON may spell a lone surrogate ("\\ud800"), which no database can store as UTF-8."""
+    response = Client(raise_request_exception=False).post(
+        path, body, content_type="application/json", **bearer(issue("write")))
+    assert response.status_code == 400
+    assert "must be a JSON object" in response.json()["error"]
+    assert case.events.count() == 0 and not Feedback.objects.exists()
+
+
 def test_a_vote_is_stored_as_an_article_page_vote(client, case, issue):
     client.post("/api/v1/feedback", {"section": SECTION, "vote": "not_this"}, content_type="application/json",
                 **bearer(issue("write")))
