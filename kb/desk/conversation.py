@@ -105,20 +105,34 @@ def update_case(
     assign_to_me: bool = False,
 ) -> Case:
     """Apply the desk form: assignment, a note, a reply, then the status (so the timeline
-    reads "replied, then waiting on requester"). Blank notes and replies are ignored."""
+    reads "replied, then waiting on requester"). Blank notes and replies are ignored.
+
+    As with add_note(), a note or an assignment alone leaves `updated_at` (the "last
+    change" on the person's page) where it was: only what the person can see moves it.
+    """
     locked = _lock(case)
+    shown_before = _shown_to_requester(locked)
     if assign_to_me:
         locked.assignee = user
     if note.strip():
         _add(locked, CaseEvent.Kind.NOTE, user, note.strip())
-    if reply.strip():
+    replied = bool(reply.strip())
+    if replied:
         announce(locked, Webhook.Event.REPLIED, _add(locked, CaseEvent.Kind.REPLY, user, reply.strip()))
     if status == Status.RESOLVED:
         _resolve(locked, user, section, content_missing)
     else:
         _set_status(locked, user, status)
-    locked.save()
+    if replied or _shown_to_requester(locked) != shown_before:
+        locked.save()
+    else:
+        locked.save(update_fields=["assignee"])
     return locked
+
+
+def _shown_to_requester(case: Case) -> tuple:
+    """What of a case the person's page shows (its status and the section that resolved it)."""
+    return (case.status, case.section_id, case.guide_slug, case.article_slug, case.anchor)
 
 
 def _message(body: str) -> str:

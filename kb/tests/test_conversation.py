@@ -4,7 +4,10 @@ person's answers and status changes as one timeline, on the desk's page and the 
 Sections come from a tiny guide loaded with the real importer (test_desk's fixtures).
 """
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from kb.desk.conversation import (
     add_note,
@@ -119,6 +122,20 @@ def test_the_desk_form_replies_and_sets_waiting_in_one_save(staff_client, staff)
     # update_case and the form agree: a blank reply and note add nothing.
     update_case(case, user=staff, status="waiting", reply="  ", note="")
     assert case.events.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_note_or_an_assignment_from_the_desk_form_does_not_move_the_persons_last_change(staff_client, staff):
+    case = make_case()
+    earlier = timezone.now() - timedelta(days=2)
+    Case.objects.filter(pk=case.pk).update(updated_at=earlier)
+    staff_client.post(f"/desk/cases/{case.reference}/", {"status": "new", "note": "Looks like SCP", "assign_to_me": "on"})
+    case.refresh_from_db()
+    assert (case.updated_at, case.assignee, case.events.get().kind) == (earlier, staff, Kind.NOTE)
+    add_note(case, staff, "another")
+    assert Case.objects.get(pk=case.pk).updated_at == earlier
+    update_case(case, user=staff, status="new", reply="Which account?")  # the person sees a reply
+    assert Case.objects.get(pk=case.pk).updated_at > earlier
 
 
 @pytest.mark.django_db(transaction=True)
