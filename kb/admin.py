@@ -203,7 +203,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "user":
-            kwargs["queryset"] = User.objects.filter(is_staff=True, is_active=True)
+            # A token acts as its user (replies are signed with their name): staff issue
+            # tokens for themselves, and only a superuser for another account.
+            owners = User.objects.filter(is_staff=True, is_active=True)
+            kwargs["queryset"] = owners if request.user.is_superuser else owners.filter(pk=request.user.pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:

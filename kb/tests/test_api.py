@@ -305,6 +305,19 @@ def test_staff_see_a_token_once_and_the_database_never_holds_it(client, case, st
     assert client.get("/api/v1/cases", **bearer(raw)).status_code == 401
 
 
+def test_staff_who_are_not_superusers_issue_tokens_only_for_themselves(client, staff, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    client.force_login(clerk)
+    as_other = client.post("/admin/kb/apitoken/add/", {"name": "mine now", "user": staff.pk, "scope": "write"})
+    assert as_other.status_code == 200 and not ApiToken.objects.exists()
+    assert "Select a valid choice" in as_other.content.decode()
+    client.post("/admin/kb/apitoken/add/", {"name": "mine", "user": clerk.pk, "scope": "read"})
+    assert ApiToken.objects.get().user == clerk
+
+
 # Cases ----------------------------------------------------------------------------------------
 
 
