@@ -172,6 +172,7 @@ class WebhookAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(DeliveryAdmin):
     list_display = ["event", "webhook", "case", "state", "status_code", "attempts", "next_attempt_at", "created_at"]
     list_filter = ["state", "event", "webhook", "created_at"]
+    list_select_related = ["webhook", "case"]  # the admin's own select_related() skips the nullable case
     search_fields = ["case__reference", "last_error"]
     fields = ["webhook", "case", "event", "body", "status_code", *DeliveryAdmin.readonly_fields]
     readonly_fields = ["body", "status_code", *DeliveryAdmin.readonly_fields]
