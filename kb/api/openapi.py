@@ -231,7 +231,8 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/cases/{reference}/status": {"post": operation(
             "changeCaseStatus", "Change a case's status",
             "Sets the status as the token's owner (recorded in the timeline, announced when it resolves the case) "
-            "and adds the note. Any status but resolved clears a resolution; resolve with a section through /resolve.",
+            "and adds the note. Any status but resolved clears a resolution, and resolved on a resolved case keeps "
+            "it; resolve with a section through /resolve.",
             (200, "Case", "The case as saved."), [400, 401, 403, 404, 429], scope=WRITE, tag="Cases",
             parameters=[REFERENCE], body="StatusChange")},
         "/cases/{reference}/resolve": {"post": operation(

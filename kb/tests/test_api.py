@@ -391,6 +391,20 @@ def test_status_and_resolve_act_as_the_tokens_owner(client, case, issue):
     assert (gap["status"], gap["content_missing"]) == ("resolved", True)
 
 
+def test_setting_resolved_on_a_resolved_case_keeps_the_section_that_resolved_it(client, case, issue):
+    """A ticket system that mirrors its own "closed" as status resolved must not erase the answer."""
+    headers = bearer(issue("write"))
+    url = f"/api/v1/cases/{REFERENCE}"
+    client.post(f"{url}/resolve", {"section": SECTION}, content_type="application/json", **headers)
+    again = client.post(f"{url}/status", {"status": "resolved", "note": "Closed in the ticket system"},
+                        content_type="application/json", **headers)
+    assert again.status_code == 200
+    assert again.json()["resolution"]["section"] == SECTION
+    case.refresh_from_db()
+    assert (case.status, case.anchor, case.section.anchor) == ("resolved", "assume-role", "assume-role")
+    assert [e.kind for e in case.events.all()] == ["status", "note"]
+
+
 def test_a_reply_and_a_resolution_reach_the_person_by_mail_and_on_their_page(
         client, case, issue, django_capture_on_commit_callbacks):
     headers = bearer(issue("write"))
