@@ -9,15 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from kb.desk.conversation import (
-    add_note,
-    change_status,
-    reply,
-    requester_answer,
-    resolve,
-    timeline,
-    update_case,
-)
+from kb.desk.conversation import add_note, reply, requester_answer, timeline, update_case
 from kb.models import Case, CaseEvent
 
 from .test_desk import HOSTILE, guide, make_case, section, soup, staff, staff_client  # noqa: F401
@@ -36,7 +28,7 @@ def test_the_person_sees_replies_and_status_changes_but_never_notes(client, staf
     case = make_case()
     add_note(case, staff, "Internal: they look confused")
     reply(case, staff, "Which region were you in?")
-    change_status(case, staff, Status.WAITING)
+    update_case(case, user=staff, status=Status.WAITING)
 
     response = person_page(client, case)
     assert response.status_code == 200 and response["X-Robots-Tag"] == "noindex, nofollow"
@@ -79,7 +71,7 @@ def test_an_empty_or_too_long_answer_is_a_form_error(client, body, message):
 @pytest.mark.django_db
 def test_resolving_with_a_section_shows_it_as_the_answer_and_an_answer_reopens(client, staff, guide):
     case = make_case()
-    resolved = resolve(case, staff, section("assume-role"))
+    resolved = update_case(case, user=staff, status=Status.RESOLVED, section=section("assume-role"))
     assert resolved.status == Status.RESOLVED and resolved.section == section("assume-role")
     answer = soup(person_page(client, case)).select_one(".case-answer")
     assert answer.find("a", href="/kb/g/troubleshoot/#assume-role", string="I cannot assume a role")
@@ -94,19 +86,19 @@ def test_resolving_with_a_section_shows_it_as_the_answer_and_an_answer_reopens(c
 @pytest.mark.django_db
 def test_status_changes_are_recorded_once_and_resolve_takes_a_section_or_missing_content(staff, guide):
     case = make_case()
-    change_status(case, staff, Status.IN_PROGRESS)
-    change_status(case, staff, Status.IN_PROGRESS)  # unchanged: nothing recorded
-    change_status(case, staff, Status.RESOLVED)  # resolved without naming a section
+    update_case(case, user=staff, status=Status.IN_PROGRESS)
+    update_case(case, user=staff, status=Status.IN_PROGRESS)  # unchanged: nothing recorded
+    update_case(case, user=staff, status=Status.RESOLVED)  # resolved without naming a section
     assert [(e.old_status, e.new_status) for e in case.events.all()] == [
         (Status.NEW, Status.IN_PROGRESS), (Status.IN_PROGRESS, Status.RESOLVED)
     ]
     with pytest.raises(ValueError):
-        resolve(case, staff, section("assume-role"), content_missing=True)
+        update_case(case, user=staff, status=Status.RESOLVED, section=section("assume-role"), content_missing=True)
     with pytest.raises(ValueError):
-        change_status(case, staff, "closed")
+        update_case(case, user=staff, status="closed")
     with pytest.raises(ValueError):
         reply(case, staff, "  \n ")
-    assert resolve(case, staff, content_missing=True).content_missing
+    assert update_case(case, user=staff, status=Status.RESOLVED, content_missing=True).content_missing
 
 
 @pytest.mark.django_db

@@ -21,7 +21,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from kb.desk.conversation import add_note, reply, resolve
+from kb.desk.conversation import add_note, reply, update_case
 from kb.models import Case, Diagnosis, OutgoingEmail, Webhook, WebhookDelivery
 from kb.notify import models as outbox_models
 from kb.notify.outbox import deliver
@@ -166,7 +166,7 @@ def test_webhooks_get_only_the_events_they_want_and_inactive_ones_nothing(staff,
     reply(case, staff, "hello")
     add_note(case, staff, "internal")
     assert receiver.received == []
-    resolve(case, staff, content_missing=True)
+    update_case(case, user=staff, status=Case.Status.RESOLVED, content_missing=True)
     assert [verified(r, wants_resolved.secret)["event"] for r in receiver.received] == ["case.resolved"]
 
 
