@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.core.validators import URLValidator
 from django.db import models
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -172,6 +172,7 @@ class WebhookAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(DeliveryAdmin):
     list_display = ["event", "webhook", "case", "state", "status_code", "attempts", "next_attempt_at", "created_at"]
     list_filter = ["state", "event", "webhook", "created_at"]
+    list_select_related = ["webhook", "case"]  # the admin's own select_related() skips the nullable case
     search_fields = ["case__reference", "last_error"]
     fields = ["webhook", "case", "event", "body", "status_code", *DeliveryAdmin.readonly_fields]
     readonly_fields = ["body", "status_code", *DeliveryAdmin.readonly_fields]
@@ -201,12 +202,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         return {"user": request.user.pk}
 
-    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+    def formfield_for_foreignkey(self, db_field: models.ForeignKey, request: HttpRequest, **kwargs) -> forms.Field:
         if db_field.name == "user":
-            kwargs["queryset"] = User.objects.filter(is_staff=True, is_active=True)
+            # A token acts as its user (replies are signed with their name): staff issue
+            # tokens for themselves, and only a superuser for another account.
+            owners = User.objects.filter(is_staff=True, is_active=True)
+            kwargs["queryset"] = owners if request.user.is_superuser else owners.filter(pk=request.user.pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
         if not change:
             obj.issued_token = tokens.fill_new(obj)  # only in memory, for response_add
         super().save_model(request, obj, form, change)
@@ -219,6 +223,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return response
 
     @admin.action(description="Revoke the selected tokens")
-    def revoke(self, request: HttpRequest, queryset) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.update(revoked=True)
         self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.")

@@ -26,10 +26,15 @@ class ApiError(Exception):
 
 
 def json_object(request: HttpRequest) -> dict[str, Any] | None:
-    """The request body as a JSON object, or None when it is not one."""
+    """The request body as a JSON object, or None when it is not one.
+
+    A body whose strings hold a lone surrogate (the escape "\\ud800") is not one either:
+    no database can store such a string, so it would fail every write as a 500.
+    """
     try:
         body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the parser's stack
+        json.dumps(body, ensure_ascii=False).encode()  # UnicodeEncodeError on a lone surrogate
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError; nesting deeper than the parser's stack
         return None
     return body if isinstance(body, dict) else None
 

@@ -218,7 +218,8 @@ def paths() -> dict[str, dict[str, Schema]]:
             "listCases", "List cases", "Help-desk cases, most recently changed first, a page at a time.",
             (200, "CaseList", "One page of cases."), [400, 401, 404, 429], scope=READ, tag="Cases", parameters=[
                 query("status", text(enum=Case.Status.values), "Only cases with this status."),
-                query("since", WHEN, "Only cases changed at or after this time (ISO 8601; a date means midnight UTC)."),
+                query("since", WHEN, "Only cases changed at or after this time (ISO 8601; a date means midnight UTC). "
+                      "Internal notes and assignments are not changes the person sees, and do not count."),
                 query("content_missing", text(enum=["true", "false"]), "Only cases marked content missing, or not."),
                 query("page", {"type": "integer", "minimum": 1}, "Page number (1); past the last page is a 404."),
                 query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}, "Cases per page (25)."),
@@ -230,7 +231,8 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/cases/{reference}/status": {"post": operation(
             "changeCaseStatus", "Change a case's status",
             "Sets the status as the token's owner (recorded in the timeline, announced when it resolves the case) "
-            "and adds the note. Any status but resolved clears a resolution; resolve with a section through /resolve.",
+            "and adds the note. Any status but resolved clears a resolution, and resolved on a resolved case keeps "
+            "it; resolve with a section through /resolve.",
             (200, "Case", "The case as saved."), [400, 401, 403, 404, 429], scope=WRITE, tag="Cases",
             parameters=[REFERENCE], body="StatusChange")},
         "/cases/{reference}/resolve": {"post": operation(

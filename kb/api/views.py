@@ -54,9 +54,16 @@ def case(request: HttpRequest, reference: str) -> JsonResponse:
 
 @endpoint("POST", scope=WRITE)
 def case_status(request: HttpRequest, reference: str) -> JsonResponse:
-    """{"status", "note"?}: as the desk's form with only those fields; a resolution is cleared on reopening."""
+    """{"status", "note"?}: as the desk's form with only those fields, the others as they are: a
+    resolution is cleared on reopening and kept when a resolved case is set resolved again."""
     found = existing(reference)
-    return change_case(request, found, json_fields(request, {"status": str, "note": str}))
+    data = json_fields(request, {"status": str, "note": str})
+    if found.status == Case.Status.RESOLVED and data.get("status") == Case.Status.RESOLVED:
+        note = cleaned(CaseUpdateForm(data))["note"]
+        if note.strip():
+            conversation.add_note(found, request.api_token.user, note)
+        return JsonResponse(case_detail(found))
+    return change_case(request, found, data)
 
 
 @endpoint("POST", scope=WRITE)

@@ -68,31 +68,6 @@ def requester_answer(case: Case, body: str) -> CaseEvent:
 
 
 @transaction.atomic
-def change_status(case: Case, user: User, status: str) -> Case:
-    """Move the case to `status`, recorded in the timeline; Resolved goes through resolve()
-    (without a section). Any other status clears a resolution, so a reopened case does not
-    keep teaching recommendations a resolution that did not hold."""
-    if status == Status.RESOLVED:
-        return resolve(case, user)
-    locked = _lock(case)
-    _set_status(locked, user, status)
-    locked.save()
-    return locked
-
-
-@transaction.atomic
-def resolve(case: Case, user: User, section: Section | None = None, *, content_missing: bool = False) -> Case:
-    """Resolve the case with the section that answers it, or mark content as missing (not
-    both). The person is told when the case becomes resolved; their page shows the section."""
-    if section is not None and content_missing:
-        raise ValueError("a case is resolved by a section or has content missing, not both")
-    locked = _lock(case)
-    _resolve(locked, user, section, content_missing)
-    locked.save()
-    return locked
-
-
-@transaction.atomic
 def update_case(
     case: Case,
     *,
@@ -105,20 +80,40 @@ def update_case(
     assign_to_me: bool = False,
 ) -> Case:
     """Apply the desk form: assignment, a note, a reply, then the status (so the timeline
-    reads "replied, then waiting on requester"). Blank notes and replies are ignored."""
+    reads "replied, then waiting on requester"). Blank notes and replies are ignored.
+
+    Resolved takes the section that answers the case, or content missing (not both), and
+    the person is told when the case becomes resolved. Any other status clears a
+    resolution, so a reopened case does not keep teaching recommendations one that did not hold.
+
+    As with add_note(), a note or an assignment alone leaves `updated_at` (the "last
+    change" on the person's page) where it was: only what the person can see moves it.
+    """
+    if section is not None and content_missing:
+        raise ValueError("a case is resolved by a section or has content missing, not both")
     locked = _lock(case)
+    shown_before = _shown_to_requester(locked)
     if assign_to_me:
         locked.assignee = user
     if note.strip():
         _add(locked, CaseEvent.Kind.NOTE, user, note.strip())
-    if reply.strip():
+    replied = bool(reply.strip())
+    if replied:
         announce(locked, Webhook.Event.REPLIED, _add(locked, CaseEvent.Kind.REPLY, user, reply.strip()))
     if status == Status.RESOLVED:
         _resolve(locked, user, section, content_missing)
     else:
         _set_status(locked, user, status)
-    locked.save()
+    if replied or _shown_to_requester(locked) != shown_before:
+        locked.save()
+    else:
+        locked.save(update_fields=["assignee"])
     return locked
+
+
+def _shown_to_requester(case: Case) -> tuple:
+    """What of a case the person's page shows (its status and the section that resolved it)."""
+    return (case.status, case.section_id, case.guide_slug, case.article_slug, case.anchor)
 
 
 def _message(body: str) -> str:

@@ -4,7 +4,7 @@ that is down loses nothing; `manage.py deliver` retries what is due, with backof
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.utils import timezone
@@ -17,7 +17,7 @@ MAX_ATTEMPTS = 12
 
 
 class DeliveryQuerySet(models.QuerySet):
-    def due(self, now=None) -> DeliveryQuerySet:
+    def due(self, now: datetime | None = None) -> DeliveryQuerySet:
         """Not yet sent, not given up, and its next attempt is now or past."""
         return self.exclude(state=Delivery.State.SENT).filter(next_attempt_at__lte=now or timezone.now())
 
@@ -46,7 +46,7 @@ class Delivery(models.Model):
         abstract = True
         ordering = ["-created_at", "-pk"]
 
-    def record(self, error: str = "", *, now=None) -> None:
+    def record(self, error: str = "", *, now: datetime | None = None) -> None:
         """Note one attempt: sent when there is no error, else failed and rescheduled with
         exponential backoff (or given up after MAX_ATTEMPTS)."""
         now = now or timezone.now()

@@ -305,6 +305,19 @@ def test_staff_see_a_token_once_and_the_database_never_holds_it(client, case, st
     assert client.get("/api/v1/cases", **bearer(raw)).status_code == 401
 
 
+def test_staff_who_are_not_superusers_issue_tokens_only_for_themselves(client, staff, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    client.force_login(clerk)
+    as_other = client.post("/admin/kb/apitoken/add/", {"name": "mine now", "user": staff.pk, "scope": "write"})
+    assert as_other.status_code == 200 and not ApiToken.objects.exists()
+    assert "Select a valid choice" in as_other.content.decode()
+    client.post("/admin/kb/apitoken/add/", {"name": "mine", "user": clerk.pk, "scope": "read"})
+    assert ApiToken.objects.get().user == clerk
+
+
 # Cases ----------------------------------------------------------------------------------------
 
 
@@ -378,6 +391,20 @@ def test_status_and_resolve_act_as_the_tokens_owner(client, case, issue):
     assert (gap["status"], gap["content_missing"]) == ("resolved", True)
 
 
+def test_setting_resolved_on_a_resolved_case_keeps_the_section_that_resolved_it(client, case, issue):
+    """A ticket system that mirrors its own "closed" as status resolved must not erase the answer."""
+    headers = bearer(issue("write"))
+    url = f"/api/v1/cases/{REFERENCE}"
+    client.post(f"{url}/resolve", {"section": SECTION}, content_type="application/json", **headers)
+    again = client.post(f"{url}/status", {"status": "resolved", "note": "Closed in the ticket system"},
+                        content_type="application/json", **headers)
+    assert again.status_code == 200
+    assert again.json()["resolution"]["section"] == SECTION
+    case.refresh_from_db()
+    assert (case.status, case.anchor, case.section.anchor) == ("resolved", "assume-role", "assume-role")
+    assert [e.kind for e in case.events.all()] == ["status", "note"]
+
+
 def test_a_reply_and_a_resolution_reach_the_person_by_mail_and_on_their_page(
         client, case, issue, django_capture_on_commit_callbacks):
     headers = bearer(issue("write"))
@@ -413,6 +440,20 @@ def test_bad_resolutions_are_400_with_a_message(client, case, issue, body, messa
     assert message in response.json()["error"]
     case.refresh_from_db()
     assert case.status == Case.Status.NEW
+
+
+@pytest.mark.parametrize("path, body", [
+    (f"/api/v1/cases/{REFERENCE}/replies", '{"body": "it fails \\ud800 here"}'),
+    (f"/api/v1/cases/{REFERENCE}/status", '{"status": "in_progress", "note": "\\udfff"}'),
+    ("/api/v1/feedback", '{"section": "g/troubleshoot#\\ud800", "vote": "helped"}'),
+])
+def test_a_lone_surrogate_escape_is_a_400_not_a_500(client, case, issue, path, body):
+    """JSON may spell a lone surrogate ("\\ud800"), which no database can store as UTF-8."""
+    response = Client(raise_request_exception=False).post(
+        path, body, content_type="application/json", **bearer(issue("write")))
+    assert response.status_code == 400
+    assert "must be a JSON object" in response.json()["error"]
+    assert case.events.count() == 0 and not Feedback.objects.exists()
 
 
 def test_a_vote_is_stored_as_an_article_page_vote(client, case, issue):

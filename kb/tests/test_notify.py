@@ -17,9 +17,11 @@ import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from kb.desk.conversation import add_note, reply, resolve
+from kb.desk.conversation import add_note, reply, update_case
 from kb.models import Case, Diagnosis, OutgoingEmail, Webhook, WebhookDelivery
 from kb.notify import models as outbox_models
 from kb.notify.outbox import deliver
@@ -164,7 +166,7 @@ def test_webhooks_get_only_the_events_they_want_and_inactive_ones_nothing(staff,
     reply(case, staff, "hello")
     add_note(case, staff, "internal")
     assert receiver.received == []
-    resolve(case, staff, content_missing=True)
+    update_case(case, user=staff, status=Case.Status.RESOLVED, content_missing=True)
     assert [verified(r, wants_resolved.secret)["event"] for r in receiver.received] == ["case.resolved"]
 
 
@@ -293,3 +295,18 @@ def test_the_admin_lists_deliveries_and_edits_webhooks(admin_client, staff, rece
     email = OutgoingEmail.objects.first()
     body = admin_client.get(f"/admin/kb/outgoingemail/{email.pk}/change/").content.decode()
     assert "/troubleshoot/" not in body  # the person's private link stays theirs
+
+
+@pytest.mark.django_db
+def test_the_delivery_log_takes_the_same_queries_however_many_rows_it_lists(admin_client):
+    hook = Webhook.objects.create(url="http://127.0.0.1:9/hook")
+
+    def queries_for_a_page_of(rows: int) -> int:
+        WebhookDelivery.objects.bulk_create(
+            [WebhookDelivery(webhook=hook, case=make_case(), event="case.opened", body="{}") for _ in range(rows)]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get("/admin/kb/webhookdelivery/").status_code == 200
+        return len(queries)
+
+    assert queries_for_a_page_of(1) == queries_for_a_page_of(5)
