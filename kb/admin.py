@@ -116,6 +116,7 @@ class CaseAdmin(ReadOnlyAdmin):
     """Cases change on the help desk page, where update_case keeps status and resolution consistent."""
 
     list_display = ["reference", "name", "status", "assignee", "content_missing", "created_at", "desk_page"]
+    list_select_related = ["assignee"]  # the nullable link Django's own join skips: a query per row otherwise
     list_filter = ["status", "content_missing", "created_at"]
     search_fields = ["reference", "name", "email"]
     fields = [

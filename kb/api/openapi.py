@@ -248,7 +248,7 @@ def paths() -> dict[str, dict[str, Schema]]:
             tag="Cases", parameters=[REFERENCE], body="Reply")},
         "/feedback": {"post": operation(
             "voteOnSection", "Vote on a section",
-            "An anonymous \"helpful\" or \"not helpful\" vote, as on the section's page.",
+            "A \"helpful\" or \"not helpful\" vote, as on the section's page; learning counts each token as one person.",
             (201, "VoteRecorded", "The vote was recorded."), [400, 401, 403, 429], scope=WRITE, tag="Feedback",
             body="Vote")},
         "/openapi.json": {"get": {

@@ -13,8 +13,9 @@ from django.shortcuts import render
 from kb.desk import conversation
 from kb.desk.cases import case_for_desk
 from kb.desk.forms import CaseUpdateForm
-from kb.guided.flow import record_feedback
+from kb.guided.flow import record_feedback, voter
 from kb.models import ApiToken, Case
+from kb.ratelimit import client_identity
 
 from . import openapi
 from .auth import endpoint
@@ -98,10 +99,10 @@ def case_reply(request: HttpRequest, reference: str) -> JsonResponse:
 
 @endpoint("POST", scope=WRITE)
 def feedback(request: HttpRequest) -> JsonResponse:
-    """{"section", "vote"}: an anonymous vote on a section, as on its article page."""
+    """{"section", "vote"}: a vote on a section, as on its article page, counted as the token's."""
     vote = cleaned(SectionVoteForm(json_fields(request, {"section": str, "vote": str})))
     section = vote["section"]
-    record_feedback(section, vote["vote"])
+    record_feedback(section, vote["vote"], voter=voter(client_identity(request)))
     key = section_key(section.article.guide.slug, section.article.slug, section.anchor)
     return JsonResponse({"section": key, "url": section.get_absolute_url(), "vote": vote["vote"]}, status=201)
 

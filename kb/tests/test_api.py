@@ -464,6 +464,16 @@ def test_a_vote_is_stored_as_an_article_page_vote(client, case, issue):
         "g", "troubleshoot", "assume-role", "not_this", None)
 
 
+def test_each_token_votes_as_one_person(client, case, issue):
+    """Learning counts one vote per person: an integration is one, whatever address it calls from."""
+    first, second = issue("write"), issue("write")
+    for token, address in ((first, "10.0.0.1"), (first, "10.0.0.2"), (second, "10.0.0.1")):
+        client.post("/api/v1/feedback", {"section": SECTION, "vote": "not_this"}, content_type="application/json",
+                    REMOTE_ADDR=address, **bearer(token))
+    voters = list(Feedback.objects.values_list("voter", flat=True))
+    assert all(voters) and len(set(voters)) == 2
+
+
 # Errors and the reference page -------------------------------------------------------------
 
 
