@@ -480,5 +480,42 @@ class RateLimitCounter(models.Model):
         return f"{self.bucket}: {self.hits}"
 
 
+# Search days: the insights page's searches counted once per day -------------------------
+
+
+class SearchDay(models.Model):
+    """A day (site time zone) whose searches are counted in SearchDayGroup (kb/desk/searchdays.py),
+    with what the log held for it then, so a late or deleted search shows the count is stale."""
+
+    day = models.DateField(unique=True)
+    searches = models.PositiveIntegerField()
+    last_id = models.BigIntegerField(null=True, help_text="The day's highest search-log id when counted.")
+    version = models.PositiveSmallIntegerField(help_text="Counted by this version of the grouping rules.")
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.searches} searches"
+
+
+class SearchDayGroup(models.Model):
+    """One day's searches of one group (an error signature, or a text naming no error), as
+    counted for each of the insights page's search tables, with each table's latest search."""
+
+    day = models.DateField()
+    key = models.TextField(help_text="The signature, or the text lower-cased without outer spaces.")
+    signature = models.CharField(max_length=64, blank=True)
+    top = models.PositiveIntegerField()
+    top_latest = models.BigIntegerField(null=True)
+    unanswered = models.PositiveIntegerField()
+    unanswered_latest = models.BigIntegerField(null=True)
+    unopened = models.PositiveIntegerField()
+    unopened_latest = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "signature"], name="kb_searchdaygroup_day_sig")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.key[:60]}: {self.top}"
+
+
 # Outgoing mail and webhooks live in their own module; imported here so Django registers them.
 from kb.notify.models import OutgoingEmail, Webhook, WebhookDelivery  # noqa: E402,F401

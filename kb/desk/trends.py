@@ -19,6 +19,7 @@ from django.utils import timezone
 from kb.guided.analysis import explain
 from kb.models import Diagnosis, SearchLog
 
+from . import searchdays
 from .buckets import bucket, starts
 from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, in_period, signature_label
 from .period import Period
@@ -54,7 +55,7 @@ class Tally:
 @dataclass(frozen=True)
 class Activity:
     """Searches and guided pastes per day and signature: what the daily chart and the top
-    signatures are both read from, counted in one GROUP BY per table."""
+    signatures are both read from (searches mostly from days kept counted, searchdays.py)."""
 
     period: Period
     searches: dict[str, Tally]  # by signature; "" for searches that named no error
@@ -66,7 +67,10 @@ def abandoned_hours() -> int:
 
 
 def activity(period: Period) -> Activity:
-    return Activity(period, _tally(SearchLog.objects, period), _tally(Diagnosis.objects, period))
+    pastes = _per_bucket(in_period(Diagnosis.objects, period), starts(period.days), "signature").annotate(
+        count=Count("pk"), latest=Max("pk")
+    )
+    return Activity(period, _tally(searchdays.daily(period), period), _tally(pastes, period))
 
 
 def daily_activity(activity: Activity) -> list[Day]:
@@ -122,12 +126,10 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
     return top
 
 
-def _tally(rows: QuerySet, period: Period) -> dict[str, Tally]:
+def _tally(grouped: Iterable[dict], period: Period) -> dict[str, Tally]:
+    """Tallies by signature from rows {"bucket" (a day), "signature", "count", "latest"}."""
     tallies: dict[str, Tally] = {}
     days = len(period.days)
-    grouped = _per_bucket(in_period(rows, period), starts(period.days), "signature").annotate(
-        count=Count("pk"), latest=Max("pk")
-    )
     for row in grouped:
         tally = tallies.setdefault(row["signature"], Tally([0] * days, row["latest"]))
         tally.per_day[row["bucket"]] += row["count"]

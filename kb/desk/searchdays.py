@@ -1,0 +1,169 @@
+"""The search log counted per day and group for the insights page, kept for days that no longer change.
+
+The search tables and the daily chart group every search of the range by signature or
+text and by day: with 100,000 searches in 30 days, most of the page's time. A day's groups
+stop changing once it is over and its searches can no longer be reported opened
+(OPENED_MAX_AGE after the last one), so such settled days are counted once into SearchDay
+and SearchDayGroup and summed from there; the days since are counted from the log on each
+view. Days are the site time zone's, as the page shows them.
+
+Each view checks the settled days against the log with one count of their searches and
+their highest id: a search logged late for a settled day (a server whose clock is behind)
+raises both, deleting old searches lowers the count, and the days that differ are counted
+again. Rewriting logged searches in place (a migration recomputing signatures) changes
+neither: raise VERSION with such a change and every day is counted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q, Sum, TextField, Value
+from django.db.models.functions import Coalesce, Lower, NullIf, Trim
+from django.utils import timezone
+
+from kb.models import SearchDay, SearchDayGroup, SearchLog
+from kb.search.insights import OPENED_MAX_AGE
+
+from .buckets import bucket, starts
+from .period import Period
+
+VERSION = 1
+
+# The search tables: which searches each counts.
+SEARCH_TABLES = {
+    "top": Q(),
+    "unanswered": Q(result_count=0),  # found nothing
+    "unopened": Q(result_count__gt=0, opened_section__isnull=True, opened_url=""),  # none looked right
+}
+# Searches naming an error are grouped by its signature, the others by their text with
+# case and outer spaces ignored.
+GROUP_KEY = Coalesce(NullIf("signature", Value("")), Lower(Trim("query")), output_field=TextField())
+COUNTS = [field for name in SEARCH_TABLES for field in (name, f"{name}_latest")]
+
+
+def groups(period: Period, now: datetime | None = None) -> list[dict]:
+    """The period's searches by group: [{"key", "error" (its signature, or ""), and for each
+    table of SEARCH_TABLES its count `name` and latest search's id `name_latest` (None when
+    it counts none)}], in no particular order."""
+    settled, recent = _settle(period, now)
+    merged: dict[str, dict] = {}
+    stored = _stored(settled).values("key").annotate(
+        error=Max("signature"), **{f: (Max if f.endswith("_latest") else Sum)(f) for f in COUNTS}
+    )
+    for row in [*stored, *({**row, "error": row.pop("signature")} for row in recent)]:
+        row.pop("day", None)
+        group = merged.setdefault(row["key"], row)
+        if group is not row:
+            group["error"] = max(group["error"], row["error"])
+            for name in SEARCH_TABLES:
+                group[name] += row[name]
+                group[f"{name}_latest"] = _max(group[f"{name}_latest"], row[f"{name}_latest"])
+    return list(merged.values())
+
+
+def daily(period: Period, now: datetime | None = None) -> list[dict]:
+    """The period's searches by day and signature ("" for none): [{"bucket" (an index into
+    period.days), "signature", "count", "latest" (the latest one's id)}], a signature and
+    day possibly in several rows."""
+    settled, recent = _settle(period, now)
+    index = {day: n for n, day in enumerate(period.days)}
+    stored = _stored(settled).values_list("day", "signature").annotate(count=Sum("top"), latest=Max("top_latest"))
+    rows = [(row["day"], row["signature"], row["top"], row["top_latest"]) for row in recent]
+    return [{"bucket": index[day], "signature": signature, "count": count, "latest": latest}
+            for day, signature, count, latest in [*rows, *stored]]
+
+
+def settled_before(now: datetime | None = None) -> date:
+    """The first day that is not settled: a search of an earlier day can no longer be reported opened."""
+    return timezone.localdate((now or timezone.now()) - timedelta(seconds=OPENED_MAX_AGE))
+
+
+def refresh(days: list[date]) -> list[date]:
+    """Count the settled `days` (consecutive) that were never counted, or whose searches in the
+    log changed since; returns them."""
+    stamped = SearchDay.objects.filter(day__range=(days[0], days[-1]), version=VERSION)
+    counted = set(stamped.values_list("day", flat=True))
+    missing = [day for day in days if day not in counted]
+    if missing:
+        _store(missing)
+    stored = stamped.aggregate(n=Coalesce(Sum("searches"), 0), last=Max("last_id"))
+    if stored == _logged(days).aggregate(n=Count("pk"), last=Max("pk")):
+        return missing
+    logged = {days[row["bucket"]]: (row["n"], row["last"])
+              for row in _bucketed(days).values("bucket").annotate(n=Count("pk"), last=Max("pk")).order_by()}
+    changed = [day for day, *stamp in stamped.values_list("day", "searches", "last_id")
+               if logged.get(day, (0, None)) != tuple(stamp)]
+    if changed:
+        _store(changed)
+    return missing + changed
+
+
+def _settle(period: Period, now: datetime | None) -> tuple[list[date], list[dict]]:
+    """The period's settled days, made up to date, and the other days' rows counted from the log."""
+    first_open = settled_before(now)
+    settled = [day for day in period.days if day < first_open]
+    recent = [day for day in period.days if day >= first_open]
+    if settled:
+        refresh(settled)
+    return settled, _count(recent) if recent else []
+
+
+def _stored(days: list[date]):
+    if not days:
+        return SearchDayGroup.objects.none()
+    return SearchDayGroup.objects.filter(day__range=(days[0], days[-1])).order_by()
+
+
+def _logged(days: list[date]):
+    since, until = starts([days[0], days[-1] + timedelta(days=1)])
+    return SearchLog.objects.filter(created_at__gte=since, created_at__lt=until)
+
+
+def _bucketed(days: list[date]):
+    return _logged(days).annotate(bucket=bucket("created_at", starts(days)))
+
+
+def _count(days: list[date]) -> list[dict]:
+    """The searches of consecutive `days` grouped by day, group and signature: rows shaped as
+    SearchDayGroup's fields."""
+    aggregates = {}
+    for name, counted in SEARCH_TABLES.items():
+        aggregates[name] = Count("pk", filter=counted)
+        aggregates[f"{name}_latest"] = Max("pk", filter=counted)
+    rows = list(_bucketed(days).annotate(key=GROUP_KEY).values("bucket", "key", "signature").annotate(**aggregates)
+                .order_by())
+    for row in rows:
+        row["day"] = days[row.pop("bucket")]
+    return rows
+
+
+def _store(days: list[date]) -> None:
+    wanted = set(days)
+    rows = [row for row in _count([*_span(days)]) if row["day"] in wanted]
+    totals = {day: (0, None) for day in days}
+    for row in rows:
+        searches, last = totals[row["day"]]
+        totals[row["day"]] = (searches + row["top"], _max(last, row["top_latest"]))
+    try:
+        with transaction.atomic():
+            # The day's stamp first: a view counting the same day at the same time waits on
+            # its unique index, then fails and keeps this one's rows.
+            SearchDay.objects.filter(day__in=days).delete()
+            SearchDayGroup.objects.filter(day__in=days).delete()
+            SearchDay.objects.bulk_create(
+                [SearchDay(day=day, searches=n, last_id=last, version=VERSION) for day, (n, last) in totals.items()])
+            SearchDayGroup.objects.bulk_create([SearchDayGroup(**row) for row in rows], batch_size=2000)
+    except IntegrityError:
+        pass  # another view stored the same days, counted from the same log
+
+
+def _span(days: list[date]) -> Iterable[date]:
+    for n in range((days[-1] - days[0]).days + 1):
+        yield days[0] + timedelta(days=n)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
