@@ -53,8 +53,8 @@ def groups(period: Period, now: datetime | None = None) -> list[dict]:
     stored = _stored(settled).values("key").annotate(
         error=Max("signature"), **{f: (Max if f.endswith("_latest") else Sum)(f) for f in COUNTS}
     )
-    for row in [*stored, *({**row, "error": row.pop("signature")} for row in recent)]:
-        row.pop("day", None)
+    live = ({"key": row["key"], "error": row["signature"], **{f: row[f] for f in COUNTS}} for row in recent)
+    for row in [*stored, *live]:
         group = merged.setdefault(row["key"], row)
         if group is not row:
             group["error"] = max(group["error"], row["error"])
