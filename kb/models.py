@@ -491,6 +491,7 @@ class SearchDay(models.Model):
     searches = models.PositiveIntegerField()
     last_id = models.BigIntegerField(null=True, help_text="The day's highest search-log id when counted.")
     version = models.PositiveSmallIntegerField(help_text="Counted by this version of the grouping rules.")
+    counted_at = models.DateTimeField(help_text="When; names the sums cached from these counts.")
 
     def __str__(self) -> str:
         return f"{self.day}: {self.searches} searches"

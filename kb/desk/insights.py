@@ -54,14 +54,15 @@ class SearchTables:
     unopened: list[dict]
 
 
-def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
+def search_tables(period: Period, limit: int = LIMIT, counts: searchdays.SearchCounts | None = None) -> SearchTables:
     """The period's searches grouped by signature where they named an error (`text` is the
     latest example, `label` what the signature stands for), by text with case and outer
     spaces ignored otherwise (`signature` and `label` empty).
 
     The groups (distinct errors and questions) are counted for every table at once (most
-    days kept counted, see searchdays.py), and each table takes its biggest."""
-    groups = searchdays.groups(period)
+    days kept counted, see searchdays.py; `counts` when already at hand), and each table
+    takes its biggest."""
+    groups = (counts or searchdays.counts(period)).groups()
     tables = {
         name: [
             {"key": group["key"], "signature": group["error"], "count": group[name],

@@ -17,8 +17,10 @@ neither: raise VERSION with such a change and every day is counted again.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum, TextField, Value
 from django.db.models.functions import Coalesce, Lower, NullIf, Trim
@@ -31,6 +33,8 @@ from .buckets import bucket, starts
 from .period import Period
 
 VERSION = 1
+CACHE = "default"
+CACHE_SECONDS = 2 * 24 * 3600
 
 # The search tables: which searches each counts.
 SEARCH_TABLES = {
@@ -44,36 +48,56 @@ GROUP_KEY = Coalesce(NullIf("signature", Value("")), Lower(Trim("query")), outpu
 COUNTS = [field for name in SEARCH_TABLES for field in (name, f"{name}_latest")]
 
 
-def groups(period: Period, now: datetime | None = None) -> list[dict]:
-    """The period's searches by group: [{"key", "error" (its signature, or ""), and for each
-    table of SEARCH_TABLES its count `name` and latest search's id `name_latest` (None when
-    it counts none)}], in no particular order."""
-    settled, recent = _settle(period, now)
-    merged: dict[str, dict] = {}
-    stored = _stored(settled).values("key").annotate(
-        error=Max("signature"), **{f: (Max if f.endswith("_latest") else Sum)(f) for f in COUNTS}
-    )
-    live = ({"key": row["key"], "error": row["signature"], **{f: row[f] for f in COUNTS}} for row in recent)
-    for row in [*stored, *live]:
-        group = merged.setdefault(row["key"], row)
-        if group is not row:
-            group["error"] = max(group["error"], row["error"])
+@dataclass(frozen=True)
+class Kept:
+    """Settled days' searches summed from SearchDayGroup."""
+
+    groups: list[dict]  # by key, shaped as SearchCounts.groups()
+    daily: list[tuple]  # (day, signature, count, latest)
+
+
+@dataclass(frozen=True)
+class SearchCounts:
+    """A period's searches counted by day and group: the settled days summed (`kept`: by
+    group, and by day and signature), the days since as SearchDayGroup-shaped rows."""
+
+    period: Period
+    kept: Kept
+    recent: list[dict]
+
+    def groups(self) -> list[dict]:
+        """By group: [{"key", "error" (its signature, or ""), and for each table of
+        SEARCH_TABLES its count `name` and latest search's id `name_latest` (None when it
+        counts none)}], in no particular order."""
+        merged = {row["key"]: dict(row) for row in self.kept.groups}
+        for row in self.recent:
+            group = merged.get(row["key"])
+            if group is None:
+                merged[row["key"]] = {"key": row["key"], "error": row["signature"], **{f: row[f] for f in COUNTS}}
+                continue
+            group["error"] = max(group["error"], row["signature"])
             for name in SEARCH_TABLES:
                 group[name] += row[name]
                 group[f"{name}_latest"] = _max(group[f"{name}_latest"], row[f"{name}_latest"])
-    return list(merged.values())
+        return list(merged.values())
+
+    def daily(self) -> list[dict]:
+        """By day and signature ("" for none): [{"bucket" (an index into period.days),
+        "signature", "count", "latest" (the latest one's id)}], a signature and day possibly
+        in several rows."""
+        index = {day: n for n, day in enumerate(self.period.days)}
+        rows = [(row["day"], row["signature"], row["top"], row["top_latest"]) for row in self.recent]
+        return [{"bucket": index[day], "signature": signature, "count": count, "latest": latest}
+                for day, signature, count, latest in [*rows, *self.kept.daily]]
 
 
-def daily(period: Period, now: datetime | None = None) -> list[dict]:
-    """The period's searches by day and signature ("" for none): [{"bucket" (an index into
-    period.days), "signature", "count", "latest" (the latest one's id)}], a signature and
-    day possibly in several rows."""
-    settled, recent = _settle(period, now)
-    index = {day: n for n, day in enumerate(period.days)}
-    stored = _stored(settled).values_list("day", "signature").annotate(count=Sum("top"), latest=Max("top_latest"))
-    rows = [(row["day"], row["signature"], row["top"], row["top_latest"]) for row in recent]
-    return [{"bucket": index[day], "signature": signature, "count": count, "latest": latest}
-            for day, signature, count, latest in [*rows, *stored]]
+def counts(period: Period, now: datetime | None = None) -> SearchCounts:
+    """The period's searches: settled days from their kept counts (counted first where the log
+    changed or they never were), the days since from the log."""
+    first_open = settled_before(now)
+    settled = [day for day in period.days if day < first_open]
+    recent = [day for day in period.days if day >= first_open]
+    return SearchCounts(period, _kept(settled) if settled else Kept([], []), _count(recent) if recent else [])
 
 
 def settled_before(now: datetime | None = None) -> date:
@@ -81,40 +105,44 @@ def settled_before(now: datetime | None = None) -> date:
     return timezone.localdate((now or timezone.now()) - timedelta(seconds=OPENED_MAX_AGE))
 
 
-def refresh(days: list[date]) -> list[date]:
-    """Count the settled `days` (consecutive) that were never counted, or whose searches in the
-    log changed since; returns them."""
-    stamped = SearchDay.objects.filter(day__range=(days[0], days[-1]), version=VERSION)
-    counted = set(stamped.values_list("day", flat=True))
-    missing = [day for day in days if day not in counted]
+def refresh(days: list[date]) -> datetime:
+    """Count the settled `days` (consecutive) that were never counted, or whose searches in
+    the log changed since; returns when the last of them was counted."""
+    stamps = _stamps(days)
+    missing = [day for day in days if day not in stamps]
     if missing:
         _store(missing)
-    stored = stamped.aggregate(n=Coalesce(Sum("searches"), 0), last=Max("last_id"))
-    if stored == _logged(days).aggregate(n=Count("pk"), last=Max("pk")):
-        return missing
-    logged = {days[row["bucket"]]: (row["n"], row["last"])
-              for row in _bucketed(days).values("bucket").annotate(n=Count("pk"), last=Max("pk")).order_by()}
-    changed = [day for day, *stamp in stamped.values_list("day", "searches", "last_id")
-               if logged.get(day, (0, None)) != tuple(stamp)]
-    if changed:
-        _store(changed)
-    return missing + changed
+        stamps = _stamps(days)
+    kept = (sum(stamp[0] for stamp in stamps.values()), max((s[1] for s in stamps.values() if s[1]), default=None))
+    if kept != tuple(_logged(days).aggregate(n=Count("pk"), last=Max("pk")).values()):
+        logged = {days[row["bucket"]]: (row["n"], row["last"])
+                  for row in _bucketed(days).values("bucket").annotate(n=Count("pk"), last=Max("pk")).order_by()}
+        changed = [day for day, stamp in stamps.items() if logged.get(day, (0, None)) != stamp[:2]]
+        if changed:
+            _store(changed)
+            stamps = _stamps(days)
+    return max((stamp[2] for stamp in stamps.values()), default=timezone.now())
 
 
-def _settle(period: Period, now: datetime | None) -> tuple[list[date], list[dict]]:
-    """The period's settled days, made up to date, and the other days' rows counted from the log."""
-    first_open = settled_before(now)
-    settled = [day for day in period.days if day < first_open]
-    recent = [day for day in period.days if day >= first_open]
-    if settled:
-        refresh(settled)
-    return settled, _count(recent) if recent else []
+def _kept(days: list[date]) -> Kept:
+    """The settled `days` summed; cached under the time they were last counted, so a day
+    counted again (or a newer VERSION) names new sums."""
+    key = f"kb:searchdays:{VERSION}:{days[0]}:{days[-1]}:{refresh(days).isoformat()}"
+    kept = caches[CACHE].get(key)
+    if kept is None:
+        stored = SearchDayGroup.objects.filter(day__range=(days[0], days[-1])).order_by()
+        kept = Kept(
+            list(stored.values("key").annotate(
+                error=Max("signature"), **{f: (Max if f.endswith("_latest") else Sum)(f) for f in COUNTS})),
+            list(stored.values_list("day", "signature").annotate(count=Sum("top"), latest=Max("top_latest"))),
+        )
+        caches[CACHE].set(key, kept, CACHE_SECONDS)
+    return kept
 
 
-def _stored(days: list[date]):
-    if not days:
-        return SearchDayGroup.objects.none()
-    return SearchDayGroup.objects.filter(day__range=(days[0], days[-1])).order_by()
+def _stamps(days: list[date]) -> dict[date, tuple[int, int | None, datetime]]:
+    return {day: stamp for day, *stamp in SearchDay.objects.filter(day__range=(days[0], days[-1]), version=VERSION)
+            .values_list("day", "searches", "last_id", "counted_at")}
 
 
 def _logged(days: list[date]):
@@ -147,6 +175,7 @@ def _store(days: list[date]) -> None:
     for row in rows:
         searches, last = totals[row["day"]]
         totals[row["day"]] = (searches + row["top"], _max(last, row["top_latest"]))
+    now = timezone.now()
     try:
         with transaction.atomic():
             # The day's stamp first: a view counting the same day at the same time waits on
@@ -154,7 +183,7 @@ def _store(days: list[date]) -> None:
             SearchDay.objects.filter(day__in=days).delete()
             SearchDayGroup.objects.filter(day__in=days).delete()
             SearchDay.objects.bulk_create(
-                [SearchDay(day=day, searches=n, last_id=last, version=VERSION) for day, (n, last) in totals.items()])
+                [SearchDay(day=day, searches=n, last_id=last, version=VERSION, counted_at=now) for day, (n, last) in totals.items()])
             SearchDayGroup.objects.bulk_create([SearchDayGroup(**row) for row in rows], batch_size=2000)
     except IntegrityError:
         pass  # another view stored the same days, counted from the same log

@@ -66,11 +66,12 @@ def abandoned_hours() -> int:
     return settings.KB_ABANDONED_HOURS
 
 
-def activity(period: Period) -> Activity:
+def activity(period: Period, searches: searchdays.SearchCounts | None = None) -> Activity:
+    """The period's activity; `searches` when already counted."""
     pastes = _per_bucket(in_period(Diagnosis.objects, period), starts(period.days), "signature").annotate(
         count=Count("pk"), latest=Max("pk")
     )
-    return Activity(period, _tally(searchdays.daily(period), period), _tally(pastes, period))
+    return Activity(period, _tally((searches or searchdays.counts(period)).daily(), period), _tally(pastes, period))
 
 
 def daily_activity(activity: Activity) -> list[Day]:
