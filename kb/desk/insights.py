@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from heapq import nsmallest
 
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -67,8 +69,7 @@ def search_tables(period: Period, limit: int = LIMIT, counts: searchdays.SearchC
         name: [
             {"key": group["key"], "signature": group["error"], "count": group[name],
              "latest": group[f"{name}_latest"], "no_results": group["unanswered"]}
-            for group in sorted(groups, key=lambda group: (-group[name], group["key"]))[:limit]
-            if group[name]
+            for group in nsmallest(limit, (g for g in groups if g[name]), key=lambda g: (-g[name], g["key"]))
         ]
         for name in SEARCH_TABLES
     }
@@ -83,11 +84,18 @@ def search_tables(period: Period, limit: int = LIMIT, counts: searchdays.SearchC
         key, (row["last"], example) = row.pop("key"), latest[row.pop("latest")]
         if row["signature"]:
             if row["signature"] not in labels:
-                labels[row["signature"]] = signature_label(explain(example).as_dict())
+                labels[row["signature"]] = example_label(example)
             row.update(text=example[:EXAMPLE_CHARS], label=labels[row["signature"]])
         else:
             row.update(text=key, label="")
     return SearchTables(**tables)
+
+
+@lru_cache(maxsize=1024)
+def example_label(text: str) -> str:
+    """signature_label of the analysis of `text`, an example of a signature. Memoised: the
+    analysis is pure and the same latest examples come back on every view of the page."""
+    return signature_label(explain(text).as_dict())
 
 
 def signature_label(analysis: Mapping) -> str:

@@ -100,6 +100,16 @@ def counts(period: Period, now: datetime | None = None) -> SearchCounts:
     return SearchCounts(period, _kept(settled) if settled else Kept([], []), _count(recent) if recent else [])
 
 
+def keep(period: Period, now: datetime | None = None) -> dict[date, int]:
+    """Count the period's settled days that are not kept or changed since; returns every
+    settled day's searches."""
+    settled = [day for day in period.days if day < settled_before(now)]
+    if not settled:
+        return {}
+    refresh(settled)
+    return {day: stamp[0] for day, stamp in _stamps(settled).items()}
+
+
 def settled_before(now: datetime | None = None) -> date:
     """The first day that is not settled: a search of an earlier day can no longer be reported opened."""
     return timezone.localdate((now or timezone.now()) - timedelta(seconds=OPENED_MAX_AGE))

@@ -16,12 +16,11 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from kb.guided.analysis import explain
 from kb.models import Diagnosis, SearchLog
 
 from . import searchdays
 from .buckets import bucket, starts
-from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, in_period, signature_label
+from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, example_label, in_period
 from .period import Period
 
 TOP_SIGNATURES = 10
@@ -123,7 +122,7 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
         examples.update(objects.filter(pk__in=ids).values_list("signature", Substr(text, 1, LABEL_CHARS)))
     for row in top:
         text = examples.get(row["signature"], "")
-        row.update(example=text[:EXAMPLE_CHARS], label=signature_label(explain(text).as_dict()))
+        row.update(example=text[:EXAMPLE_CHARS], label=example_label(text))
     return top
 
 

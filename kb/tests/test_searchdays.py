@@ -5,14 +5,17 @@ was kept, on whichever database the suite runs.
 The expected figures are counted here in Python from every row of the period.
 """
 
+import io
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from kb.desk import searchdays
+from kb.desk.buckets import starts
 from kb.desk.insights import search_tables
 from kb.desk.period import Period
 from kb.desk.report import insights_report
@@ -144,3 +147,17 @@ def test_days_in_the_site_time_zone_are_kept_as_the_page_buckets_them(settings):
     period = Period(timezone.localdate() - timedelta(days=365), timezone.localdate())
     assert read(period) == counted_directly(period)
     assert read(period) == counted_directly(period)
+
+
+@pytest.mark.django_db
+def test_the_command_keeps_the_settled_days_ahead_of_the_first_view(logs):
+    out = io.StringIO()
+    call_command("keep_search_days", "--days", "30", stdout=out)
+    period = Period.last()
+    settled = [day for day in period.days if day < searchdays.settled_before()]
+    logged = SearchLog.objects.filter(created_at__gte=period.since,
+                                      created_at__lt=starts([settled[-1] + timedelta(days=1)])[0]).count()
+    assert out.getvalue() == f"{len(settled)} settled days kept, {logged} searches.\n"
+    assert set(SearchDay.objects.values_list("day", flat=True)) == set(settled)
+    with pytest.raises(CommandError, match="between 1 and 366"):
+        call_command("keep_search_days", "--days", "0")
