@@ -69,26 +69,29 @@ class SearchCounts:
         """By group: [{"key", "error" (its signature, or ""), and for each table of
         SEARCH_TABLES its count `name` and latest search's id `name_latest` (None when it
         counts none)}], in no particular order."""
-        merged = {row["key"]: dict(row) for row in self.kept.groups}
+        merged = {row["key"]: row for row in self.kept.groups}
         for row in self.recent:
-            group = merged.get(row["key"])
-            if group is None:
-                merged[row["key"]] = {"key": row["key"], "error": row["signature"], **{f: row[f] for f in COUNTS}}
+            # A new dict each time: the kept rows are cached.
+            earlier = merged.get(row["key"])
+            group = merged[row["key"]] = {"key": row["key"], "error": row["signature"], **{f: row[f] for f in COUNTS}}
+            if earlier is None:
                 continue
-            group["error"] = max(group["error"], row["signature"])
+            group["error"] = max(earlier["error"], row["signature"])
             for name in SEARCH_TABLES:
-                group[name] += row[name]
-                group[f"{name}_latest"] = _max(group[f"{name}_latest"], row[f"{name}_latest"])
+                group[name] += earlier[name]
+                group[f"{name}_latest"] = _max(earlier[f"{name}_latest"], row[f"{name}_latest"])
         return list(merged.values())
 
     def daily(self) -> list[dict]:
         """By day and signature ("" for none): [{"bucket" (an index into period.days),
-        "signature", "count", "latest" (the latest one's id)}], a signature and day possibly
-        in several rows."""
+        "signature", "count", "latest" (the latest one's id)}]."""
         index = {day: n for n, day in enumerate(self.period.days)}
-        rows = [(row["day"], row["signature"], row["top"], row["top_latest"]) for row in self.recent]
+        recent: dict[tuple, list] = {}  # a day's questions come in as many rows as texts
+        for row in self.recent:
+            tally = recent.setdefault((row["day"], row["signature"]), [0, None])
+            tally[0], tally[1] = tally[0] + row["top"], _max(tally[1], row["top_latest"])
         return [{"bucket": index[day], "signature": signature, "count": count, "latest": latest}
-                for day, signature, count, latest in [*rows, *self.kept.daily]]
+                for day, signature, count, latest in [*((*k, *v) for k, v in recent.items()), *self.kept.daily]]
 
 
 def counts(period: Period, now: datetime | None = None) -> SearchCounts:
