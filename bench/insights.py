@@ -11,9 +11,10 @@ runs with votes and cases, then renders /desk/insights/ (the default 30-day rang
 chart and table), /desk/gaps/ and one CSV export through the test client as a signed-in
 staff user. With the default --days 30 every row falls in the page's range: the worst
 case. The first render of each page is timed apart: it counts and keeps the settled days'
-searches (kb/desk/searchdays.py), which later renders only sum. Prints p50/p95 of wall time and of this process's CPU time (on SQLite the whole
-cost; on a shared machine wall time also counts waiting for a core) against issue 11's
-target (insights page under 300 ms); exits 1 if the wall p95 misses it.
+searches (kb/desk/searchdays.py), which later renders only sum. Prints p50/p95 of wall
+time and of this process's CPU time (on SQLite the whole cost; on a shared machine wall
+time also counts waiting for a core) against issue 11's target (insights page under
+300 ms); exits 1 if the wall p95 misses it.
 """
 
 from __future__ import annotations

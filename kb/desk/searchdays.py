@@ -191,12 +191,12 @@ def _store(days: list[date]) -> None:
     now = timezone.now()
     try:
         with transaction.atomic():
-            # The day's stamp first: a view counting the same day at the same time waits on
-            # its unique index, then fails and keeps this one's rows.
+            # Stamps before groups: of two views counting the same day at once, the second
+            # waits on the stamp's unique index, then fails, leaving the first one's rows.
             SearchDay.objects.filter(day__in=days).delete()
             SearchDayGroup.objects.filter(day__in=days).delete()
-            SearchDay.objects.bulk_create(
-                [SearchDay(day=day, searches=n, last_id=last, version=VERSION, counted_at=now) for day, (n, last) in totals.items()])
+            SearchDay.objects.bulk_create([SearchDay(day=day, searches=n, last_id=last, version=VERSION, counted_at=now)
+                                           for day, (n, last) in totals.items()])
             SearchDayGroup.objects.bulk_create([SearchDayGroup(**row) for row in rows], batch_size=2000)
     except IntegrityError:
         pass  # another view stored the same days, counted from the same log

@@ -106,7 +106,8 @@ def test_a_search_logged_late_for_a_kept_day_is_counted(logs):
     read(period)
     day = period.days[3]
     late = SearchLog.objects.create(query="share a bucket", result_count=0)  # a clock far behind
-    SearchLog.objects.filter(pk=late.pk).update(created_at=timezone.make_aware(datetime.combine(day, datetime.min.time())))
+    midnight = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+    SearchLog.objects.filter(pk=late.pk).update(created_at=midnight)
     assert read(period) == counted_directly(period)
     assert SearchDay.objects.get(day=day).last_id == late.pk
 
@@ -137,7 +138,8 @@ def test_a_day_is_settled_once_its_searches_can_no_longer_be_reported_opened(set
     # A search at 23:59 on the 9th may be reported opened until 23:59 on the 10th.
     assert searchdays.settled_before(now) == datetime(2026, 3, 9).date()
     assert searchdays.settled_before(now.replace(hour=0, minute=0)) == datetime(2026, 3, 9).date()
-    assert searchdays.settled_before(now.replace(hour=0, minute=0) - timedelta(seconds=1)) == datetime(2026, 3, 8).date()
+    just_before = now.replace(hour=0, minute=0) - timedelta(seconds=1)
+    assert searchdays.settled_before(just_before) == datetime(2026, 3, 8).date()
 
 
 @pytest.mark.django_db
