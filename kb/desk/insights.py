@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from heapq import nsmallest
 
-from django.db.models import Count, F, Max, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, Lower, NullIf, Substr, Trim
+from django.db.models.functions import Substr
 from django.urls import NoReverseMatch, reverse
 
 from kb.guided.analysis import ErrorAnalysis, explain
 from kb.models import Case, Diagnosis, Feedback, SearchLog
 
+from . import searchdays
 from .period import Period
+from .searchdays import SEARCH_TABLES
 
 LIMIT = 20
 # Showing a paste by its start: pastes run to 20,000 characters.
@@ -42,14 +46,6 @@ def in_period(queryset: QuerySet, period: Period, field: str = "created_at") -> 
     return queryset.filter(**{f"{field}__gte": period.since, f"{field}__lt": period.until})
 
 
-# The search tables: which searches each counts.
-SEARCH_TABLES = {
-    "top": Q(),
-    "unanswered": Q(result_count=0),  # found nothing
-    "unopened": Q(result_count__gt=0, opened_section__isnull=True, opened_url=""),  # none looked right
-}
-
-
 @dataclass(frozen=True)
 class SearchTables:
     """[{"signature", "label", "text", "count", "last", "no_results"}] per table, most
@@ -60,30 +56,20 @@ class SearchTables:
     unopened: list[dict]
 
 
-def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
+def search_tables(period: Period, limit: int = LIMIT, counts: searchdays.SearchCounts | None = None) -> SearchTables:
     """The period's searches grouped by signature where they named an error (`text` is the
     latest example, `label` what the signature stands for), by text with case and outer
     spaces ignored otherwise (`signature` and `label` empty).
 
-    One GROUP BY over the period's searches counts every table at once; its rows are the
-    groups (distinct errors and questions), from which each table takes its biggest."""
-    aggregates = {}
-    for name, counted in SEARCH_TABLES.items():
-        aggregates[name] = Count("pk", filter=counted)
-        aggregates[f"{name}_latest"] = Max("pk", filter=counted)
-    groups = list(
-        in_period(SearchLog.objects, period)
-        .annotate(key=Coalesce(NullIf("signature", Value("")), Lower(Trim("query")), output_field=TextField()))
-        .values("key")
-        .annotate(error=Max("signature"), **aggregates)
-        .order_by()
-    )
+    The groups (distinct errors and questions) are counted for every table at once (most
+    days kept counted, see searchdays.py; `counts` when already at hand), and each table
+    takes its biggest."""
+    groups = (counts or searchdays.counts(period)).groups()
     tables = {
         name: [
             {"key": group["key"], "signature": group["error"], "count": group[name],
              "latest": group[f"{name}_latest"], "no_results": group["unanswered"]}
-            for group in sorted(groups, key=lambda group: (-group[name], group["key"]))[:limit]
-            if group[name]
+            for group in nsmallest(limit, (g for g in groups if g[name]), key=lambda g: (-g[name], g["key"]))
         ]
         for name in SEARCH_TABLES
     }
@@ -98,11 +84,18 @@ def search_tables(period: Period, limit: int = LIMIT) -> SearchTables:
         key, (row["last"], example) = row.pop("key"), latest[row.pop("latest")]
         if row["signature"]:
             if row["signature"] not in labels:
-                labels[row["signature"]] = signature_label(explain(example).as_dict())
+                labels[row["signature"]] = example_label(example)
             row.update(text=example[:EXAMPLE_CHARS], label=labels[row["signature"]])
         else:
             row.update(text=key, label="")
     return SearchTables(**tables)
+
+
+@lru_cache(maxsize=1024)
+def example_label(text: str) -> str:
+    """signature_label of the analysis of `text`, an example of a signature. Memoised: the
+    analysis is pure and the same latest examples come back on every view of the page."""
+    return signature_label(explain(text).as_dict())
 
 
 def signature_label(analysis: Mapping) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.utils.safestring import SafeString
 
-from . import charts, insights, trends
+from . import charts, insights, searchdays, trends
 from .period import Period
 
 
@@ -26,7 +26,8 @@ class InsightsReport:
 
 
 def insights_report(period: Period) -> InsightsReport:
-    activity = trends.activity(period)
+    searches = searchdays.counts(period)  # read by the search tables and the daily chart
+    activity = trends.activity(period, searches)
     days = trends.daily_activity(activity)
     weeks = trends.weekly_outcomes(period)
     signatures = trends.top_signatures(activity)
@@ -43,7 +44,7 @@ def insights_report(period: Period) -> InsightsReport:
         weeks=weeks,
         outcomes_chart=outcomes_chart(weeks),
         signatures=signatures,
-        searches=insights.search_tables(period),
+        searches=insights.search_tables(period, counts=searches),
         resolution=insights.resolution(period),
         not_this_sections=insights.not_this_sections(period),
         cases_by_code=insights.cases_by_code(period),

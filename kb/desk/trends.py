@@ -16,11 +16,11 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from kb.guided.analysis import explain
 from kb.models import Diagnosis, SearchLog
 
+from . import searchdays
 from .buckets import bucket, starts
-from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, in_period, signature_label
+from .insights import EXAMPLE_CHARS, LABEL_CHARS, VAGUE_SIGNATURE, example_label, in_period
 from .period import Period
 
 TOP_SIGNATURES = 10
@@ -54,7 +54,7 @@ class Tally:
 @dataclass(frozen=True)
 class Activity:
     """Searches and guided pastes per day and signature: what the daily chart and the top
-    signatures are both read from, counted in one GROUP BY per table."""
+    signatures are both read from (searches mostly from days kept counted, searchdays.py)."""
 
     period: Period
     searches: dict[str, Tally]  # by signature; "" for searches that named no error
@@ -65,8 +65,12 @@ def abandoned_hours() -> int:
     return settings.KB_ABANDONED_HOURS
 
 
-def activity(period: Period) -> Activity:
-    return Activity(period, _tally(SearchLog.objects, period), _tally(Diagnosis.objects, period))
+def activity(period: Period, searches: searchdays.SearchCounts | None = None) -> Activity:
+    """The period's activity; `searches` when already counted."""
+    pastes = _per_bucket(in_period(Diagnosis.objects, period), starts(period.days), "signature").annotate(
+        count=Count("pk"), latest=Max("pk")
+    )
+    return Activity(period, _tally((searches or searchdays.counts(period)).daily(), period), _tally(pastes, period))
 
 
 def daily_activity(activity: Activity) -> list[Day]:
@@ -118,16 +122,14 @@ def top_signatures(activity: Activity, limit: int = TOP_SIGNATURES) -> list[dict
         examples.update(objects.filter(pk__in=ids).values_list("signature", Substr(text, 1, LABEL_CHARS)))
     for row in top:
         text = examples.get(row["signature"], "")
-        row.update(example=text[:EXAMPLE_CHARS], label=signature_label(explain(text).as_dict()))
+        row.update(example=text[:EXAMPLE_CHARS], label=example_label(text))
     return top
 
 
-def _tally(rows: QuerySet, period: Period) -> dict[str, Tally]:
+def _tally(grouped: Iterable[dict], period: Period) -> dict[str, Tally]:
+    """Tallies by signature from rows {"bucket" (a day), "signature", "count", "latest"}."""
     tallies: dict[str, Tally] = {}
     days = len(period.days)
-    grouped = _per_bucket(in_period(rows, period), starts(period.days), "signature").annotate(
-        count=Count("pk"), latest=Max("pk")
-    )
     for row in grouped:
         tally = tallies.setdefault(row["signature"], Tally([0] * days, row["latest"]))
         tally.per_day[row["bucket"]] += row["count"]

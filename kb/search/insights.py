@@ -12,6 +12,8 @@ from .query import AnalysedQuery, analyse
 from .results import SearchResults
 
 SIGNING_SALT = "kb.search.opened"
+# How long after a search the page that showed it may report the result opened.
+OPENED_MAX_AGE = 24 * 3600
 
 
 def log_search(results: SearchResults, *, guide: str = "", channel: str = SearchLog.Channel.WEB) -> SearchLog:
@@ -47,7 +49,7 @@ def opened_token(log: SearchLog, shown: list[int]) -> str:
 def record_opened(token: str, section_id: int) -> bool:
     """Record the result opened from a logged search; False for a bad token or a section it did not show."""
     try:
-        log_id, shown = signing.loads(token, salt=SIGNING_SALT, max_age=24 * 3600)
+        log_id, shown = signing.loads(token, salt=SIGNING_SALT, max_age=OPENED_MAX_AGE)
     except (signing.BadSignature, TypeError, ValueError):
         return False
     if section_id not in shown:
