@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from django.db.models import Count
-
-from kb import cache as kb_cache
-from kb.models import Section, SectionEntity, is_troubleshooting
-
 from . import semantic
 from .engines import get_engine
 from .entities import BODY, HEADING, LEAD, KINDS
-from .query import AnalysedQuery, tokens
+from .facts import Facts, corpus, load_facts, stem
+from .query import AnalysedQuery
 
 WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
 LEXICAL_CANDIDATES = 100
@@ -53,21 +49,6 @@ FEATURES = (
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 SEMANTIC_FEATURES = frozenset(name for name in FEATURES if "semantic" in name)
-
-
-@dataclass
-class Facts:
-    """What ranking knows of one candidate section."""
-
-    section_id: int
-    article_id: int
-    guide: str
-    title: str
-    kind: str
-    level: int
-    troubleshooting: bool
-    zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
-    stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
 
 
 @dataclass
@@ -194,7 +175,7 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
             semantic_best[facts[sid].article_id] = max(semantic_best.get(facts[sid].article_id, 0.0), value)
     rarity = term_rarity(query.terms)
     stats = EntityStats.for_query(query, specific, {f.article_id for f in facts.values()})
-    query_stems = {_stem(t) for t in query.terms if len(t) > 2}
+    query_stems = {stem(t) for t in query.terms if len(t) > 2}
     entity_ids = set(by_entity)
     scored = []
     for sid in ids:
@@ -258,46 +239,15 @@ def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
     """Sections whose heading or first words name one of `values`, rarest value first."""
     if not values:
         return []
-    rows = SectionEntity.objects.filter(value__in=values, zone__in=(HEADING, LEAD))
-    if guide:
-        rows = rows.filter(section__article__guide__slug=guide)
-    hits = list(rows.values_list("section_id", "value", "zone")[:2000])
+    known = corpus()
+    hits = [(sid, value, zone) for value in values for sid, zone in known.about.get(value, ())
+            if not guide or known.sections[sid].guide == guide]
     frequency = Counter(value for _, value, _ in hits)
     best: dict[int, tuple] = {}
     for sid, value, zone in hits:
         key = (zone != HEADING, frequency[value])
         best[sid] = min(best.get(sid, key), key)
     return sorted(best, key=lambda sid: (best[sid], sid))[:ENTITY_CANDIDATES]
-
-
-# Facts change only with an import: each process keeps those it has read, per content generation.
-_facts: dict[int, Facts] = {}
-_facts_generation: list[str | None] = [None]
-FACTS_KEPT = 20_000
-
-
-def load_facts(section_ids: list[int]) -> dict[int, Facts]:
-    generation = kb_cache.content_generation()
-    if generation is None or generation != _facts_generation[0] or len(_facts) > FACTS_KEPT:
-        _facts.clear()
-        _facts_generation[0] = generation
-    missing = [sid for sid in section_ids if sid not in _facts]
-    if missing:
-        rows = Section.objects.filter(pk__in=missing).values_list(
-            "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
-        )
-        read = {
-            pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title),
-                      stems=frozenset(_stem(w) for w in tokens(title)))
-            for pk, article_id, guide, title, kind, level, slug, article_title in rows
-        }
-        for sid, value, zone in SectionEntity.objects.filter(section_id__in=missing).values_list(
-                "section_id", "value", "zone"):
-            read[sid].zones[value] = zone
-        if generation is not None:
-            _facts.update(read)
-        return {sid: _facts.get(sid) or read[sid] for sid in section_ids if sid in _facts or sid in read}
-    return {sid: _facts[sid] for sid in section_ids}
 
 
 @dataclass
@@ -310,16 +260,13 @@ class EntityStats:
 
     @classmethod
     def for_query(cls, query: AnalysedQuery, specific: set[str], article_ids: set[int]) -> "EntityStats":
-        table = guide_shares()
+        known = corpus()
+        table = known.guides
         services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
         found = [table[v] for v in specific if v in table]
-        counts: dict[str, Counter] = defaultdict(Counter)
-        if specific:
-            for value, article, n in (SectionEntity.objects.filter(value__in=specific)
-                                      .values_list("value", "section__article_id").annotate(n=Count("id")).order_by()):
-                counts[value][article] = n
+        counts = [known.articles[v] for v in sorted(specific) if v in known.articles]
         articles = {
-            article: sum(c[article] / sum(c.values()) for c in counts.values()) / len(counts)
+            article: sum(c[article] / sum(c.values()) for c in counts) / len(counts)
             for article in article_ids
         } if counts else {}
         return cls(services, found, articles)
@@ -331,20 +278,6 @@ class EntityStats:
         if not self.specific:
             return 0.0
         return sum(shares.get(guide, 0.0) for shares in self.specific) / len(self.specific)
-
-
-@kb_cache.memoised
-def guide_shares() -> dict[str, dict[str, float]]:
-    """Typed entity value -> {guide: share of the sections naming it that are in that guide}.
-
-    Mined from the corpus once per content version: it says which guide documents an error
-    code, an operation or a service, so a paste that names one leans to that guide.
-    """
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for value, guide, n in (SectionEntity.objects.values_list("value", "section__article__guide__slug")
-                            .annotate(n=Count("id")).order_by()):
-        counts[value][guide] = n
-    return {value: {g: n / sum(by.values()) for g, n in by.items()} for value, by in counts.items()}
 
 
 def contradicts(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
@@ -374,8 +307,8 @@ def term_rarity(terms: list[str]) -> dict[str, float]:
     rarity: dict[str, float] = {}
     for term in terms:
         if len(term) > 2 and frequency.get(term):
-            stem = _stem(term)
-            rarity[stem] = max(rarity.get(stem, 0.0), math.log(total / frequency[term]))
+            key = stem(term)
+            rarity[key] = max(rarity.get(key, 0.0), math.log(total / frequency[term]))
     return rarity
 
 
@@ -384,12 +317,7 @@ def heading_rarity(rarity: dict[str, float], heading_stems: frozenset[str]) -> f
     total = sum(rarity.values())
     if not total:
         return 0.0
-    return sum(rarity.get(stem, 0.0) for stem in heading_stems) / total
-
-
-def _stem(word: str) -> str:
-    # A crude stem is enough to compare a heading with a query (policies ~ policy).
-    return word[:5]
+    return sum(rarity.get(word, 0.0) for word in heading_stems) / total
 
 
 def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> float:
