@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from operator import mul
 from pathlib import Path
 
 from . import semantic
@@ -151,9 +152,14 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
     lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
     specific = specific_values(query)
     by_entity = entity_lookup(specific, guide=guide)
+    relating = SectionFeatures(query, specific, set(by_entity))
+    # While the query is still being embedded (in the semantic stage's thread), the full-text
+    # and entity candidates get the features that relate them to the query alone.
+    early = [c.section_id for c in lexical] + by_entity
+    rows = {sid: relating.row(f) for sid, f in load_facts(early).items()}
     nearest = vector.nearest(guide=guide, limit=SEMANTIC_CANDIDATES) if vector else []
     by_heading = vector.nearest(guide=guide, limit=HEADING_CANDIDATES, headings=True) if vector else []
-    ids = list(dict.fromkeys([c.section_id for c in lexical] + by_entity + [n[0] for n in nearest + by_heading]))
+    ids = list(dict.fromkeys(early + [n[0] for n in nearest + by_heading]))
     facts = load_facts(ids)
     if not facts:
         return [], False
@@ -173,16 +179,12 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
     for sid, value in semantic_score.items():
         if sid in facts:
             semantic_best[facts[sid].article_id] = max(semantic_best.get(facts[sid].article_id, 0.0), value)
-    rarity = term_rarity(query.terms)
-    stats = EntityStats.for_query(query, specific, {f.article_id for f in facts.values()})
-    query_stems = {stem(t) for t in query.terms if len(t) > 2}
-    entity_ids = set(by_entity)
     scored = []
     for sid in ids:
         f = facts.get(sid)
         if f is None:  # removed since the index was read
             continue
-        row = [0.0] * len(FEATURES)
+        row = rows[sid] if sid in rows else relating.row(f)
 
         def put(name: str, value: float) -> None:
             row[INDEX[name]] = float(value)
@@ -196,15 +198,39 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("heading_semantic", similarity[sid][1] if sid in similarity else 0.0)
         put("heading_semantic_rank", 1 / (2 + heading_rank[sid]) if sid in heading_rank else 0.0)
         put("article_lexical", article_best.get(f.article_id, 0.0))
-        put("heading_coverage", heading_coverage(query_stems, f.stems))
-        put("heading_rarity", heading_rarity(rarity, f.stems))
+        put("article_candidates", math.log1p(per_article[f.article_id] - 1))
+        scored.append(Scored(f, row))
+    return scored, bool(similarity)
+
+
+class SectionFeatures:
+    """The features that relate one section to the query, whatever the other candidates are,
+    with what they need from the query worked out once."""
+
+    def __init__(self, query: AnalysedQuery, specific: set[str], entity_ids: set[int]) -> None:
+        self.query = query
+        self.specific = specific
+        self.entity_ids = entity_ids
+        self.rarity = term_rarity(query.terms)
+        self.stems = {stem(t) for t in query.terms if len(t) > 2}
+        self.stats = EntityStats.for_query(query, specific)
+
+    def row(self, f: Facts) -> list[float]:
+        """A feature vector with these features set (the others 0)."""
+        query, stats, row = self.query, self.stats, [0.0] * len(FEATURES)
+
+        def put(name: str, value: float) -> None:
+            row[INDEX[name]] = float(value)
+
+        put("heading_coverage", heading_coverage(self.stems, f.stems))
+        put("heading_rarity", heading_rarity(self.rarity, f.stems))
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
         if f.kind != "troubleshooting" and f.kind:
             put(f"kind_{f.kind}", 1)
         named = {zone: 0 for zone in (HEADING, LEAD, BODY)}
-        for value in specific:
+        for value in self.specific:
             zone = f.zones.get(value)
             if zone:
                 named[zone] += 1
@@ -217,11 +243,9 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("service_guide", stats.service_share(f.guide))
         put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
         put("entity_guide", stats.entity_share(f.guide))
-        put("entity_article", stats.articles.get(f.article_id, 0.0))
-        put("article_candidates", math.log1p(per_article[f.article_id] - 1))
-        put("entity_candidate", sid in entity_ids)
-        scored.append(Scored(f, row))
-    return scored, bool(similarity)
+        put("entity_article", stats.article_share(f.article_id))
+        put("entity_candidate", f.section_id in self.entity_ids)
+        return row
 
 
 def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
@@ -229,7 +253,7 @@ def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
     scored, semantic_ran = candidates(query, guide=guide)
     model = current_ranker().model(semantic_ran)
     for entry in scored:
-        entry.contributions = tuple(w * x for w, x in zip(model.weights, entry.features))
+        entry.contributions = tuple(map(mul, model.weights, entry.features))
         entry.score = sum(entry.contributions)
     scored.sort(key=lambda s: (-s.score, s.section_id))
     return scored
@@ -256,20 +280,22 @@ class EntityStats:
 
     services: list[dict[str, float]]
     specific: list[dict[str, float]]
-    articles: dict[int, float]  # article id -> mean share of the corpus's mentions of the paste's entities
+    articles: list[tuple[Counter, int]]  # per specific value the corpus names: sections per article, and in all
 
     @classmethod
-    def for_query(cls, query: AnalysedQuery, specific: set[str], article_ids: set[int]) -> "EntityStats":
+    def for_query(cls, query: AnalysedQuery, specific: set[str]) -> "EntityStats":
         known = corpus()
         table = known.guides
         services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
         found = [table[v] for v in specific if v in table]
         counts = [known.articles[v] for v in sorted(specific) if v in known.articles]
-        articles = {
-            article: sum(c[article] / sum(c.values()) for c in counts) / len(counts)
-            for article in article_ids
-        } if counts else {}
-        return cls(services, found, articles)
+        return cls(services, found, [(c, sum(c.values())) for c in counts])
+
+    def article_share(self, article_id: int) -> float:
+        """The mean share of the corpus's mentions of the paste's entities that are in the article."""
+        if not self.articles:
+            return 0.0
+        return sum(c[article_id] / total for c, total in self.articles) / len(self.articles)
 
     def service_share(self, guide: str) -> float:
         return max((shares.get(guide, 0.0) for shares in self.services), default=0.0)
