@@ -56,6 +56,17 @@ class SQLiteEngine(SearchEngine):
                 [(r["id"], r["title"], r["context"], r["body"], r["guide"], r["hash"]) for r in rows],
             )
 
+    def sync(self):
+        result = super().sync()
+        if result.indexed or result.removed:
+            # Rows written by an import leave the index in many segments, with deleted entries,
+            # and every query reads them all: merging them took a pasted error's query from
+            # 17.4 to 12.5 ms of CPU after a re-import of the corpus (0.2 s of CPU, same results).
+            # https://www.sqlite.org/fts5.html#the_optimize_command
+            with self.cursor() as cursor:
+                cursor.execute(f"INSERT INTO {TABLE}({TABLE}) VALUES ('optimize')")
+        return result
+
     def document_count(self) -> int:
         with self.cursor() as cursor:
             # FTS5 keeps one row per document in its _docsize shadow table: far cheaper to count.
