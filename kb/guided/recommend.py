@@ -17,8 +17,9 @@ from django.db.models import Count
 from kb.models import Case, Feedback, Section
 from kb.search import AnalysedQuery, Result, search
 from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
+from kb.search.facts import load_facts
 from kb.search.query import tokens
-from kb.search.ranking import FEATURES, load_facts
+from kb.search.ranking import FEATURES
 from kb.search.results import result_dict
 
 from .activities import Activity

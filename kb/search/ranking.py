@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from operator import mul
 from pathlib import Path
-
-from django.db.models import Count
-
-from kb import cache as kb_cache
-from kb.models import Section, SectionEntity, is_troubleshooting
 
 from . import semantic
 from .engines import get_engine
 from .entities import BODY, HEADING, LEAD, KINDS
-from .query import AnalysedQuery, tokens
+from .facts import Facts, corpus, load_facts, stem
+from .query import AnalysedQuery
 
 WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
 LEXICAL_CANDIDATES = 100
@@ -53,21 +50,6 @@ FEATURES = (
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 SEMANTIC_FEATURES = frozenset(name for name in FEATURES if "semantic" in name)
-
-
-@dataclass
-class Facts:
-    """What ranking knows of one candidate section."""
-
-    section_id: int
-    article_id: int
-    guide: str
-    title: str
-    kind: str
-    level: int
-    troubleshooting: bool
-    zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
-    stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
 
 
 @dataclass
@@ -170,9 +152,14 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
     lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
     specific = specific_values(query)
     by_entity = entity_lookup(specific, guide=guide)
+    relating = SectionFeatures(query, specific, set(by_entity))
+    # While the query is still being embedded (in the semantic stage's thread), the full-text
+    # and entity candidates get the features that relate them to the query alone.
+    early = [c.section_id for c in lexical] + by_entity
+    rows = {sid: relating.row(f) for sid, f in load_facts(early).items()}
     nearest = vector.nearest(guide=guide, limit=SEMANTIC_CANDIDATES) if vector else []
     by_heading = vector.nearest(guide=guide, limit=HEADING_CANDIDATES, headings=True) if vector else []
-    ids = list(dict.fromkeys([c.section_id for c in lexical] + by_entity + [n[0] for n in nearest + by_heading]))
+    ids = list(dict.fromkeys(early + [n[0] for n in nearest + by_heading]))
     facts = load_facts(ids)
     if not facts:
         return [], False
@@ -192,16 +179,12 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
     for sid, value in semantic_score.items():
         if sid in facts:
             semantic_best[facts[sid].article_id] = max(semantic_best.get(facts[sid].article_id, 0.0), value)
-    rarity = term_rarity(query.terms)
-    stats = EntityStats.for_query(query, specific, {f.article_id for f in facts.values()})
-    query_stems = {_stem(t) for t in query.terms if len(t) > 2}
-    entity_ids = set(by_entity)
     scored = []
     for sid in ids:
         f = facts.get(sid)
         if f is None:  # removed since the index was read
             continue
-        row = [0.0] * len(FEATURES)
+        row = rows[sid] if sid in rows else relating.row(f)
 
         def put(name: str, value: float) -> None:
             row[INDEX[name]] = float(value)
@@ -215,15 +198,39 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("heading_semantic", similarity[sid][1] if sid in similarity else 0.0)
         put("heading_semantic_rank", 1 / (2 + heading_rank[sid]) if sid in heading_rank else 0.0)
         put("article_lexical", article_best.get(f.article_id, 0.0))
-        put("heading_coverage", heading_coverage(query_stems, f.stems))
-        put("heading_rarity", heading_rarity(rarity, f.stems))
+        put("article_candidates", math.log1p(per_article[f.article_id] - 1))
+        scored.append(Scored(f, row))
+    return scored, bool(similarity)
+
+
+class SectionFeatures:
+    """The features that relate one section to the query, whatever the other candidates are,
+    with what they need from the query worked out once."""
+
+    def __init__(self, query: AnalysedQuery, specific: set[str], entity_ids: set[int]) -> None:
+        self.query = query
+        self.specific = specific
+        self.entity_ids = entity_ids
+        self.rarity = term_rarity(query.terms)
+        self.stems = {stem(t) for t in query.terms if len(t) > 2}
+        self.stats = EntityStats.for_query(query, specific)
+
+    def row(self, f: Facts) -> list[float]:
+        """A feature vector with these features set (the others 0)."""
+        query, stats, row = self.query, self.stats, [0.0] * len(FEATURES)
+
+        def put(name: str, value: float) -> None:
+            row[INDEX[name]] = float(value)
+
+        put("heading_coverage", heading_coverage(self.stems, f.stems))
+        put("heading_rarity", heading_rarity(self.rarity, f.stems))
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
         if f.kind != "troubleshooting" and f.kind:
             put(f"kind_{f.kind}", 1)
         named = {zone: 0 for zone in (HEADING, LEAD, BODY)}
-        for value in specific:
+        for value in self.specific:
             zone = f.zones.get(value)
             if zone:
                 named[zone] += 1
@@ -236,11 +243,9 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("service_guide", stats.service_share(f.guide))
         put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
         put("entity_guide", stats.entity_share(f.guide))
-        put("entity_article", stats.articles.get(f.article_id, 0.0))
-        put("article_candidates", math.log1p(per_article[f.article_id] - 1))
-        put("entity_candidate", sid in entity_ids)
-        scored.append(Scored(f, row))
-    return scored, bool(similarity)
+        put("entity_article", stats.article_share(f.article_id))
+        put("entity_candidate", f.section_id in self.entity_ids)
+        return row
 
 
 def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
@@ -248,7 +253,7 @@ def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
     scored, semantic_ran = candidates(query, guide=guide)
     model = current_ranker().model(semantic_ran)
     for entry in scored:
-        entry.contributions = tuple(w * x for w, x in zip(model.weights, entry.features))
+        entry.contributions = tuple(map(mul, model.weights, entry.features))
         entry.score = sum(entry.contributions)
     scored.sort(key=lambda s: (-s.score, s.section_id))
     return scored
@@ -258,10 +263,9 @@ def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
     """Sections whose heading or first words name one of `values`, rarest value first."""
     if not values:
         return []
-    rows = SectionEntity.objects.filter(value__in=values, zone__in=(HEADING, LEAD))
-    if guide:
-        rows = rows.filter(section__article__guide__slug=guide)
-    hits = list(rows.values_list("section_id", "value", "zone")[:2000])
+    known = corpus()
+    hits = [(sid, value, zone) for value in values for sid, zone in known.about.get(value, ())
+            if not guide or known.sections[sid].guide == guide]
     frequency = Counter(value for _, value, _ in hits)
     best: dict[int, tuple] = {}
     for sid, value, zone in hits:
@@ -270,59 +274,28 @@ def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
     return sorted(best, key=lambda sid: (best[sid], sid))[:ENTITY_CANDIDATES]
 
 
-# Facts change only with an import: each process keeps those it has read, per content generation.
-_facts: dict[int, Facts] = {}
-_facts_generation: list[str | None] = [None]
-FACTS_KEPT = 20_000
-
-
-def load_facts(section_ids: list[int]) -> dict[int, Facts]:
-    generation = kb_cache.content_generation()
-    if generation is None or generation != _facts_generation[0] or len(_facts) > FACTS_KEPT:
-        _facts.clear()
-        _facts_generation[0] = generation
-    missing = [sid for sid in section_ids if sid not in _facts]
-    if missing:
-        rows = Section.objects.filter(pk__in=missing).values_list(
-            "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
-        )
-        read = {
-            pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title),
-                      stems=frozenset(_stem(w) for w in tokens(title)))
-            for pk, article_id, guide, title, kind, level, slug, article_title in rows
-        }
-        for sid, value, zone in SectionEntity.objects.filter(section_id__in=missing).values_list(
-                "section_id", "value", "zone"):
-            read[sid].zones[value] = zone
-        if generation is not None:
-            _facts.update(read)
-        return {sid: _facts.get(sid) or read[sid] for sid in section_ids if sid in _facts or sid in read}
-    return {sid: _facts[sid] for sid in section_ids}
-
-
 @dataclass
 class EntityStats:
     """Where the corpus documents the paste's entities: shares per guide, and which articles."""
 
     services: list[dict[str, float]]
     specific: list[dict[str, float]]
-    articles: dict[int, float]  # article id -> mean share of the corpus's mentions of the paste's entities
+    articles: list[tuple[Counter, int]]  # per specific value the corpus names: sections per article, and in all
 
     @classmethod
-    def for_query(cls, query: AnalysedQuery, specific: set[str], article_ids: set[int]) -> "EntityStats":
-        table = guide_shares()
+    def for_query(cls, query: AnalysedQuery, specific: set[str]) -> "EntityStats":
+        known = corpus()
+        table = known.guides
         services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
         found = [table[v] for v in specific if v in table]
-        counts: dict[str, Counter] = defaultdict(Counter)
-        if specific:
-            for value, article, n in (SectionEntity.objects.filter(value__in=specific)
-                                      .values_list("value", "section__article_id").annotate(n=Count("id")).order_by()):
-                counts[value][article] = n
-        articles = {
-            article: sum(c[article] / sum(c.values()) for c in counts.values()) / len(counts)
-            for article in article_ids
-        } if counts else {}
-        return cls(services, found, articles)
+        counts = [known.articles[v] for v in sorted(specific) if v in known.articles]
+        return cls(services, found, [(c, sum(c.values())) for c in counts])
+
+    def article_share(self, article_id: int) -> float:
+        """The mean share of the corpus's mentions of the paste's entities that are in the article."""
+        if not self.articles:
+            return 0.0
+        return sum(c[article_id] / total for c, total in self.articles) / len(self.articles)
 
     def service_share(self, guide: str) -> float:
         return max((shares.get(guide, 0.0) for shares in self.services), default=0.0)
@@ -331,20 +304,6 @@ class EntityStats:
         if not self.specific:
             return 0.0
         return sum(shares.get(guide, 0.0) for shares in self.specific) / len(self.specific)
-
-
-@kb_cache.memoised
-def guide_shares() -> dict[str, dict[str, float]]:
-    """Typed entity value -> {guide: share of the sections naming it that are in that guide}.
-
-    Mined from the corpus once per content version: it says which guide documents an error
-    code, an operation or a service, so a paste that names one leans to that guide.
-    """
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for value, guide, n in (SectionEntity.objects.values_list("value", "section__article__guide__slug")
-                            .annotate(n=Count("id")).order_by()):
-        counts[value][guide] = n
-    return {value: {g: n / sum(by.values()) for g, n in by.items()} for value, by in counts.items()}
 
 
 def contradicts(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
@@ -374,8 +333,8 @@ def term_rarity(terms: list[str]) -> dict[str, float]:
     rarity: dict[str, float] = {}
     for term in terms:
         if len(term) > 2 and frequency.get(term):
-            stem = _stem(term)
-            rarity[stem] = max(rarity.get(stem, 0.0), math.log(total / frequency[term]))
+            key = stem(term)
+            rarity[key] = max(rarity.get(key, 0.0), math.log(total / frequency[term]))
     return rarity
 
 
@@ -384,12 +343,7 @@ def heading_rarity(rarity: dict[str, float], heading_stems: frozenset[str]) -> f
     total = sum(rarity.values())
     if not total:
         return 0.0
-    return sum(rarity.get(stem, 0.0) for stem in heading_stems) / total
-
-
-def _stem(word: str) -> str:
-    # A crude stem is enough to compare a heading with a query (policies ~ policy).
-    return word[:5]
+    return sum(rarity.get(word, 0.0) for word in heading_stems) / total
 
 
 def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> float:

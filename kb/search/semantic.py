@@ -206,23 +206,30 @@ def load_index() -> Index:
 
 @cache
 def _pool() -> ThreadPoolExecutor:
+    # BLAS's own threads would multiply the query's vector with the matrices: on a busy
+    # server they spin waiting for work and take the cores the embedding and the SQL need
+    # (30 ms of CPU a query in bench/search_latency.py). One thread gives the same products.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
+def _compare(model: Encoder, text: str, index: Index) -> tuple:
+    """In a pool thread: the query's similarity to every section's vector and heading vector
+    (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
+    vector = model.embed([text], QUERY_TOKENS)[0]
+    return index, index.matrix @ vector, index.headings @ vector
+
+
 class QueryVector:
-    """A query being embedded beside the caller's database work (onnxruntime releases the
-    GIL, so on two cores the two overlap), then compared with every section."""
+    """A query being embedded and compared with every section beside the caller's database work."""
 
     def __init__(self, pending: Future) -> None:
         self._pending = pending
-        self._similarity = None
 
     def _compute(self):
-        if self._similarity is None:
-            index = load_index()
-            vector = self._pending.result()[0]
-            self._similarity = (index, index.matrix @ vector, index.headings @ vector)
-        return self._similarity
+        return self._pending.result()
 
     def nearest(self, *, guide: str = "", limit: int = 50, headings: bool = False) -> list[tuple[int, float]]:
         """(section id, cosine similarity) of the sections nearest the query, best first;
@@ -252,4 +259,5 @@ def embed_query(text: str) -> QueryVector | None:
     model = encoder() if text.strip() and available() else None
     if model is None:
         return None
-    return QueryVector(_pool().submit(model.embed, [text], QUERY_TOKENS))
+    # The vectors are read here, on the caller's database connection (pool threads have none).
+    return QueryVector(_pool().submit(_compare, model, text, load_index()))

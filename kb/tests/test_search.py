@@ -21,7 +21,7 @@ from kb import cache as kb_cache
 from kb.importer import import_content
 from kb.models import SearchLog, Section
 from kb.search import search
-from kb.search.engines import ENGINES, get_engine, postgresql
+from kb.search.engines import ENGINES, get_engine, postgresql, sqlite
 from kb.tests.test_pages import assert_no_inline_code
 
 TROUBLESHOOT = """\
@@ -171,6 +171,24 @@ def test_postings_are_vacuumed_once_an_import_commits(transactional_db, write_gu
         assert vacuums() > before
     finally:  # committed, and not in a model's table, which the test's teardown would empty
         get_engine().delete(list(get_engine().indexed_hashes()))
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 index")
+def test_an_import_leaves_the_full_text_index_merged(load, write_guide):
+    """Each import that changes rows adds segments (deleted rows stay in the older ones until a
+    merge) that every query reads: the engine merges them once the rows are written."""
+
+    def segments() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(DISTINCT segid) FROM {sqlite.TABLE}_idx")
+            return cursor.fetchone()[0]
+
+    folder = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT, "markup.md": MARKUP})
+    load(folder)
+    (folder / "troubleshoot_access.md").write_text(TROUBLESHOOT.replace("ListBuckets", "DescribeTable"))
+    load(folder)
+
+    assert segments() == 1
 
 
 def test_index_follows_re_imports(load, write_guide, client):

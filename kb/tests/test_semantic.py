@@ -153,6 +153,14 @@ def test_similarity_scores_the_given_embedded_sections(embedded):
     assert scores[timeout][0] == pytest.approx(dict(query.nearest())[timeout])
 
 
+def test_a_query_is_compared_with_the_sections_on_one_blas_thread(embedded):
+    # BLAS helper threads spin for work and take the cores the SQL and the embedding need.
+    from threadpoolctl import threadpool_info
+
+    assert semantic.embed_query("my function stops after a few seconds").nearest()
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
 def test_blank_query_is_not_embedded(embedded):
     assert semantic.embed_query("  \n ") is None
 
