@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
-from django.db import connections
+from django.db import connection, connections
+from django.db.migrations.executor import MigrationExecutor
 
 from kb import ratecounter, ratelimit
 from kb.search.engines import ENGINES
@@ -50,10 +51,15 @@ def rate_limits_countable(app_configs=None, databases=None, **kwargs) -> list[Wa
     if not databases:
         return []
     problem = ratecounter.probe()
-    if problem is None:
-        return []
+    if problem is None or _migrations_pending():
+        return []  # `migrate` is about to create the table (Django itself warns of unapplied ones)
     return [Warning(
         f"rate limits cannot be counted ({problem}): {', '.join(ratelimit.fail_closed_groups())} requests "
         "will be refused with 503, the rest served without limits",
         hint="Run `manage.py migrate`; /healthz shows when the counters work again.", id="kb.W003",
     )]
+
+
+def _migrations_pending() -> bool:
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))

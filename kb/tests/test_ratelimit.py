@@ -288,6 +288,14 @@ def test_a_server_set_up_with_migrate_and_import_kb_limits_recommends(tmp_path, 
     assert statuses == [200] * 30 + [429]
 
 
+def test_the_first_migrate_does_not_warn_of_the_table_it_is_about_to_create(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}", "DJANGO_DEBUG": "1"}
+    migrated = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "kb.W003" not in migrated.stdout + migrated.stderr
+
+
 def test_a_server_whose_counters_fail_says_so_and_refuses_cases(tmp_path, database_url):
     env = site(tmp_path, database_url, KB_SEMANTIC="0")
     manage(env, "shell", "--no-imports", "-c",
