@@ -24,14 +24,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
-from common import create_postgres_database
+from common import create_postgres_database, each_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / ".results"
@@ -61,14 +60,8 @@ def main() -> int:
 
     args.sqlite.parent.mkdir(parents=True, exist_ok=True)
     args.sqlite.unlink(missing_ok=True)
-    urls = [f"sqlite:///{args.sqlite.resolve()}"] + ([args.postgres] if args.postgres else [])
-    passed = True
-    for url in urls:
-        command = [sys.executable, __file__, "--child", url, "--rows", str(args.rows), "--days", str(args.days),
-                   "--renders", str(args.renders), "--seed", str(args.seed)]
-        done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
-        passed &= report(json.loads(done.stdout.splitlines()[-1]))
-    return 0 if passed else 1
+    return each_engine(__file__, args.sqlite, args.postgres, ["--rows", str(args.rows), "--days", str(args.days),
+                       "--renders", str(args.renders), "--seed", str(args.seed)], report)
 
 
 def measure(args) -> dict:

@@ -26,12 +26,11 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import create_postgres_database, with_fresh_ids
+from common import create_postgres_database, each_engine, with_fresh_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("KB_CORPUS_DIR") or ROOT.parent / "shared" / "corpus")
@@ -62,14 +61,8 @@ def main() -> int:
         return 0
 
     args.sqlite.parent.mkdir(parents=True, exist_ok=True)
-    urls = [f"sqlite:///{args.sqlite.resolve()}"] + ([args.postgres] if args.postgres else [])
-    passed = True
-    for url in urls:
-        command = [sys.executable, __file__, "--child", url, "--queries", str(args.queries), "--seed", str(args.seed),
-                   "--corpus", str(args.corpus), "--errors", str(args.errors)]
-        done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
-        passed &= report(json.loads(done.stdout.splitlines()[-1]))
-    return 0 if passed else 1
+    return each_engine(__file__, args.sqlite, args.postgres, ["--queries", str(args.queries), "--seed", str(args.seed),
+                       "--corpus", str(args.corpus), "--errors", str(args.errors)], report)
 
 
 def measure(args) -> dict:
