@@ -159,7 +159,7 @@ def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: 
         reasons.extend(f"About {value}, the {label} in your error" for label, value in _named(analysis, zones, (HEADING, LEAD)))
     elif "names_entity_body" in moved:
         reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, (BODY,)))
-    if "policy_match" in moved:
+    if moved & {"policy_match", "policy_heading"}:
         policies = [p for p in query.entities.policy_types if zones.get(f"policy:{p}") in (HEADING, LEAD)]
         reasons.extend(f"Covers the {policy} your error names" for policy in policies)
     if moved & {"service_guide", "entity_guide"}:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 # Bump when extraction or kinds change: every article is then re-rendered and re-recorded
 # at the next import (it is part of the importer's RENDER_VERSION).
-VERSION = "2"
+VERSION = "3"
 
-# svc:Action in policies and denials; the service is lower case (IAM's form) or capitals (SNS:Publish).
-ACTION = re.compile(r"(?<![\w:/.-])([a-z][a-z0-9-]{1,30}|[A-Z][A-Z0-9]{1,9}):([A-Z][A-Za-z0-9]{2,80})\b")
+# svc:Action in policies and denials; the service is lower case (IAM's form) or capitals
+# (SNS:Publish), the action CamelCase (never all capitals, as in "ID:ABC123").
+ACTION = re.compile(r"(?<![\w:/.-])([a-z][a-z0-9-]{1,30}|[A-Z][A-Z0-9]{1,9}):(?=[A-Z0-9]*[a-z])([A-Z][A-Za-z0-9]{2,80})\b")
 CALLED_OPERATION = re.compile(r"calling the (\w+) operation", re.IGNORECASE)
 CAMEL = re.compile(r"\b(?:([A-Z][A-Za-z0-9]{1,20})\.)?([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b")
 CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")

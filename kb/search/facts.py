@@ -48,7 +48,9 @@ class Corpus:
 
 
 def stem(word: str) -> str:
-    # A crude stem is enough to compare a heading with a query (policies ~ policy).
+    # A crude stem is enough to compare a heading with a query (policies ~ policy, tags ~ tag).
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
     return word[:5]
 
 

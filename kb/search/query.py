@@ -174,8 +174,9 @@ def analyse(text: str) -> AnalysedQuery:
         code for code in ERROR_CODE.findall(cleaned)
         if code not in action_names and code not in query.operations and looks_like_code(code.split(".")[-1])
     )
-    # Entities come from the raw text: ARNs and endpoint hosts name services.
-    query.entities = extract(raw)
+    # Entities come from the raw text (ARNs and endpoint hosts name services) less the
+    # poster's placeholders: "Request ID:XXX" names no action.
+    query.entities = extract(REDACTION.sub(" ", raw))
     query.statuses = _unique(STATUS.findall(cleaned) or (BARE_STATUS.findall(cleaned) if query.codes else []))
     query.is_error = bool(query.codes or query.actions or query.operations or query.statuses) or len(cleaned) > 80
 

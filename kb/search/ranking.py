@@ -23,15 +23,16 @@ from pathlib import Path
 
 from . import semantic
 from .engines import get_engine
-from .entities import BODY, HEADING, LEAD, KINDS
+from .entities import BODY, HEADING, LEAD, KINDS, split_camel
 from .facts import Facts, corpus, load_facts, stem
-from .query import AnalysedQuery
+from .query import FUNCTION_WORDS, AnalysedQuery
 
 WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
-LEXICAL_CANDIDATES = 100
+LEXICAL_CANDIDATES = 200
 ENTITY_CANDIDATES = 30
 SEMANTIC_CANDIDATES = 50
 HEADING_CANDIDATES = 50
+HEAD_CANDIDATES = 10  # the first model's best, re-ordered by the head model
 # A typed query of this many terms or fewer is a topic to look up: full text and entities
 # rank it well, and the semantic stage would cost more than its whole budget.
 KEYWORD_TERMS = 3
@@ -41,14 +42,17 @@ HEADING_COVERAGE_TERMS = 10
 FEATURES = (
     "lexical", "lexical_rank", "article_lexical", "semantic", "semantic_rank", "article_semantic", "question_semantic",
     "heading_semantic", "heading_semantic_rank",
-    "heading_coverage", "heading_rarity",
+    "heading_coverage", "heading_rarity", "heading_operation_words", "heading_code_words",
     "troubleshooting_error", "troubleshooting_article", "top_level",
     *(f"kind_{kind}" for kind in KINDS if kind != "troubleshooting"),
     "names_entity_heading", "names_entity_lead", "names_entity_body", "contradicts_heading",
-    "policy_match", "policy_contradiction", "service_guide", "service_elsewhere",
+    "contradicted_lexical", "contradicted_coverage",
+    "policy_match", "policy_heading", "policy_contradiction", "policy_contradiction_heading", "service_guide", "service_elsewhere",
     "entity_guide", "entity_article", "article_candidates", "entity_candidate",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
+FIRST_STAGE = "first_stage"  # the head model's extra feature: the first model's score
+HEAD_FEATURES = (*FEATURES, FIRST_STAGE)
 SEMANTIC_FEATURES = frozenset(name for name in FEATURES if "semantic" in name)
 
 
@@ -66,14 +70,11 @@ class Scored:
 
 @dataclass(frozen=True)
 class Model:
-    """A linear scorer over FEATURES; `weights` align with `features` by name."""
+    """A linear scorer; `weights` align with `features` by name."""
 
     features: tuple[str, ...]
     weights: tuple[float, ...]
     meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-    def score(self, vector: list[float]) -> float:
-        return sum(w * x for w, x in zip(self.weights, vector))
 
     def ignores_semantic(self) -> bool:
         return not any(w for name, w in zip(self.features, self.weights) if name in SEMANTIC_FEATURES)
@@ -82,26 +83,72 @@ class Model:
         return {"features": list(self.features), "weights": [round(w, 6) for w in self.weights], **self.meta}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Model":
+    def from_json(cls, data: dict, names: tuple[str, ...] = FEATURES) -> "Model":
         named = dict(zip(data["features"], data["weights"]))
-        unknown = set(named) - set(FEATURES)
+        unknown = set(named) - set(names)
         if unknown:
             raise ValueError(f"ranker weights name unknown features: {', '.join(sorted(unknown))}")
         # A feature added since the weights were fitted counts for nothing until the next fit.
         meta = {k: v for k, v in data.items() if k not in ("features", "weights")}
-        return cls(FEATURES, tuple(float(named.get(name, 0.0)) for name in FEATURES), meta)
+        return cls(names, tuple(float(named.get(name, 0.0)) for name in names), meta)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """Two linear models in turn. `first` orders every candidate; `head` re-orders the first's
+    HEAD_CANDIDATES best, with the first's score as one more feature (FIRST_STAGE). Fitted on
+    those near misses alone, the head model learns what tells the answer from its neighbours
+    (a heading about another action or policy type) where the first must mostly push the
+    hundreds of unrelated candidates down."""
+
+    first: Model
+    head: Model
+
+    @property
+    def head_weights(self) -> tuple[float, ...]:
+        """The head model's weights over FEATURES, the first stage's score expanded into them
+        (it is linear in the features too), so each feature's share of a score is exact."""
+        named = dict(zip(self.head.features, self.head.weights))
+        via_first = named.get(FIRST_STAGE, 0.0)
+        return tuple(named.get(name, 0.0) + via_first * w for name, w in zip(FEATURES, self.first.weights))
+
+    def order(self, rows: list[list[float]], ties: list) -> list[tuple[int, float, tuple[float, ...]]]:
+        """(row index, score, weight x feature per FEATURES) for every row, best first; `ties`
+        orders rows of equal score."""
+        first = [tuple(map(mul, self.first.weights, row)) for row in rows]
+        scores = [sum(c) for c in first]
+        order = sorted(range(len(rows)), key=lambda i: (-scores[i], ties[i]))
+        top, rest = order[:HEAD_CANDIDATES], order[HEAD_CANDIDATES:]
+        weights = self.head_weights
+        head = {i: tuple(map(mul, weights, rows[i])) for i in top}
+        head_scores = {i: sum(c) for i, c in head.items()}
+        # The head stays above the rest whatever the two models' scales (recommend adds its
+        # vote adjustment to these scores).
+        lift = max(0.0, scores[rest[0]] - min(head_scores.values())) if rest and top else 0.0
+        top.sort(key=lambda i: (-head_scores[i], ties[i]))
+        return [(i, head_scores[i] + lift, head[i]) for i in top] + [(i, scores[i], first[i]) for i in rest]
+
+    def ignores_semantic(self) -> bool:
+        return self.first.ignores_semantic() and self.head.ignores_semantic()
+
+    def to_json(self) -> dict:
+        return {"first": self.first.to_json(), "head": self.head.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Cascade":
+        return cls(Model.from_json(data["first"]), Model.from_json(data["head"], HEAD_FEATURES))
 
 
 @dataclass(frozen=True)
 class Ranker:
-    """The two fitted models ranker.json holds: one for when the semantic stage runs, one
+    """The two fitted cascades ranker.json holds: one for when the semantic stage runs, one
     fitted without its features for when it cannot (model package absent, sections not yet embedded)."""
 
-    semantic: Model
-    lexical: Model
+    semantic: Cascade
+    lexical: Cascade
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
-    def model(self, semantic: bool) -> Model:
+    def cascade(self, semantic: bool) -> Cascade:
         return self.semantic if semantic else self.lexical
 
     def to_json(self) -> dict:
@@ -109,11 +156,11 @@ class Ranker:
 
     @classmethod
     def from_json(cls, data: dict) -> "Ranker":
-        lexical = Model.from_json(data["lexical"])
+        lexical = Cascade.from_json(data["lexical"])
         if not lexical.ignores_semantic():
             raise ValueError("ranker weights: the lexical model gives weight to semantic features")
         meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical")}
-        return cls(Model.from_json(data["semantic"]), lexical, meta)
+        return cls(Cascade.from_json(data["semantic"]), lexical, meta)
 
 
 @cache
@@ -199,6 +246,7 @@ def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = Tr
         put("heading_semantic_rank", 1 / (2 + heading_rank[sid]) if sid in heading_rank else 0.0)
         put("article_lexical", article_best.get(f.article_id, 0.0))
         put("article_candidates", math.log1p(per_article[f.article_id] - 1))
+        put("contradicted_lexical", row[INDEX["lexical"]] * row[INDEX["contradicts_heading"]])
         scored.append(Scored(f, row))
     return scored, bool(similarity)
 
@@ -214,6 +262,9 @@ class SectionFeatures:
         self.rarity = term_rarity(query.terms)
         self.stems = {stem(t) for t in query.terms if len(t) > 2}
         self.stats = EntityStats.for_query(query, specific)
+        self.operation_words = [name_stems(a.split(":", 1)[1]) for a in query.actions] + [
+            name_stems(o) for o in query.operations]
+        self.code_words = [name_stems(c.rsplit(".", 1)[-1]) for c in query.codes]
 
     def row(self, f: Facts) -> list[float]:
         """A feature vector with these features set (the others 0)."""
@@ -224,6 +275,8 @@ class SectionFeatures:
 
         put("heading_coverage", heading_coverage(self.stems, f.stems))
         put("heading_rarity", heading_rarity(self.rarity, f.stems))
+        put("heading_operation_words", words_named(self.operation_words, f.stems))
+        put("heading_code_words", words_named(self.code_words, f.stems))
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
@@ -238,8 +291,11 @@ class SectionFeatures:
         put("names_entity_lead", min(named[LEAD], 2) / 2)
         put("names_entity_body", min(named[BODY], 2) / 2)
         put("contradicts_heading", contradicts(query, f.zones, (HEADING,)))
+        put("contradicted_coverage", row[INDEX["heading_coverage"]] * row[INDEX["contradicts_heading"]])
         put("policy_match", any(f.zones.get(f"policy:{p}") in (HEADING, LEAD) for p in query.entities.policy_types))
-        put("policy_contradiction", _policy_contradiction(query, f.zones))
+        put("policy_heading", any(f.zones.get(f"policy:{p}") == HEADING for p in query.entities.policy_types))
+        put("policy_contradiction", _policy_contradiction(query, f.zones, (HEADING, LEAD)))
+        put("policy_contradiction_heading", _policy_contradiction(query, f.zones, (HEADING,)))
         put("service_guide", stats.service_share(f.guide))
         put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
         put("entity_guide", stats.entity_share(f.guide))
@@ -249,14 +305,13 @@ class SectionFeatures:
 
 
 def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
-    """Candidates scored by the model that fits the stages that ran, best first."""
+    """Candidates scored by the cascade that fits the stages that ran, best first."""
     scored, semantic_ran = candidates(query, guide=guide)
-    model = current_ranker().model(semantic_ran)
-    for entry in scored:
-        entry.contributions = tuple(map(mul, model.weights, entry.features))
-        entry.score = sum(entry.contributions)
-    scored.sort(key=lambda s: (-s.score, s.section_id))
-    return scored
+    ordered = current_ranker().cascade(semantic_ran).order([s.features for s in scored],
+                                                           [s.section_id for s in scored])
+    for i, score, contributions in ordered:
+        scored[i].score, scored[i].contributions = score, contributions
+    return [scored[i] for i, _, _ in ordered]
 
 
 def entity_lookup(values: set[str], *, guide: str = "") -> list[int]:
@@ -320,9 +375,10 @@ def contradicts(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, .
     return False
 
 
-def _policy_contradiction(query: AnalysedQuery, zones: dict[str, str]) -> bool:
+def _policy_contradiction(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
+    """The section names a policy type in `where`, but not the one the denial names."""
     mine = {f"policy:{p}" for p in query.entities.policy_types}
-    theirs = {v for v, zone in zones.items() if zone in (HEADING, LEAD) and v.startswith("policy:")}
+    theirs = {v for v, zone in zones.items() if zone in where and v.startswith("policy:")}
     return bool(mine and theirs and not theirs & mine)
 
 
@@ -352,3 +408,15 @@ def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> fl
         return 0.0
     shared = query_stems & heading_stems
     return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
+
+
+def name_stems(name: str) -> frozenset[str]:
+    """The stems of the words a CamelCase name is made of (AssumeRoleWithSAML -> assum, role, saml)."""
+    words = (w.lower() for w in split_camel(name.removesuffix("Exception")))
+    return frozenset(stem(w) for w in words if len(w) > 2 and not w.isdigit() and w not in FUNCTION_WORDS)
+
+
+def words_named(names: list[frozenset[str]], heading_stems: frozenset[str]) -> bool:
+    """Whether the heading spells out one of the names in words ("I can't assume a role" spells
+    AssumeRole): headings name calls and errors in words more often than verbatim."""
+    return any(words and words <= heading_stems for words in names)

@@ -2,9 +2,10 @@
 
 A judged case is a text with graded sections (2: the answer, 1: helps, 0: not this). They
 come from evaluation files (../shared/eval's format) and from the help desk's own work:
-a case resolved with a section, "This fixed it" and "Not this" votes. The model is a
-pairwise logistic regression (each better-graded candidate should outscore each worse
-one), fitted with numpy; `cross_validate()` ranks every case with weights fitted without it.
+a case resolved with a section, "This fixed it" and "Not this" votes. Each of the cascade's
+two models is a pairwise logistic regression (each better-graded candidate should outscore
+each worse one), fitted with numpy: the first on all candidates, the head on the first's
+best few; `cross_validate()` ranks every case with weights fitted without it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 from kb.models import Case, Feedback, Section
 
 from .query import analyse
-from .ranking import FEATURES, INDEX, SEMANTIC_FEATURES, Model, Ranker, Scored, candidates
+from .ranking import (
+    FEATURES, HEAD_CANDIDATES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
+)
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
 L2 = 0.3
@@ -102,7 +105,7 @@ def section_keys(scored: list[Scored]) -> list[Key]:
     return [keys.get(s.section_id, ("", "", "")) for s in scored]
 
 
-def fit(data: list[Featurised], *, l2: float = L2, steps: int = STEPS) -> Model:
+def fit(data: list[Featurised], *, l2: float = L2, steps: int = STEPS, names: tuple[str, ...] = FEATURES) -> Model:
     """Weights under which each case's better-graded candidates outscore its worse ones.
 
     Each case weighs the same however many pairs it has; features are standardised for the
@@ -138,12 +141,25 @@ def fit(data: list[Featurised], *, l2: float = L2, steps: int = STEPS) -> Model:
         gradient = diff.T @ slope / n + l2 * ahead / n
         velocity = momentum * velocity - rate * gradient
         w = w + velocity
-    return Model(FEATURES, tuple(float(v) for v in w / std))
+    return Model(names, tuple(float(v) for v in w / std))
+
+
+def fit_cascade(data: list[Featurised], *, l2: float = L2) -> Cascade:
+    """The first model on every candidate, then the head model on the first's best."""
+    first = fit(data, l2=l2)
+    return Cascade(first, fit([head_of(d, first) for d in data], l2=l2, names=HEAD_FEATURES))
+
+
+def head_of(d: Featurised, first: Model) -> Featurised:
+    """The case's HEAD_CANDIDATES best candidates by the first model, its score a last column."""
+    scores = d.matrix @ np.array(first.weights)
+    top = np.argsort(-scores, kind="stable")[:HEAD_CANDIDATES]
+    return Featurised(d.case, [d.keys[i] for i in top], np.hstack([d.matrix[top], scores[top, None]]))
 
 
 def fit_ranker(data: list[Featurised], *, l2: float = L2) -> Ranker:
-    """Both models: one with the semantic stage's features, one fitted as if it had not run."""
-    return Ranker(fit(data, l2=l2), fit(without_semantic(data), l2=l2))
+    """Both cascades: one with the semantic stage's features, one fitted as if it had not run."""
+    return Ranker(fit_cascade(data, l2=l2), fit_cascade(without_semantic(data), l2=l2))
 
 
 def without_semantic(data: list[Featurised]) -> list[Featurised]:
@@ -173,21 +189,19 @@ def cross_validate(data: list[Featurised], extra: list[Featurised] | None = None
     parts = folds(data, k)
     for i, held_out in enumerate(parts):
         training = [d for j, part in enumerate(parts) if j != i for d in part] + (extra or [])
-        model = fit(training, l2=l2)
+        cascade = fit_cascade(training, l2=l2)
         for d in held_out:
-            ranking[d.case.id] = ranked_keys(d, model)
+            ranking[d.case.id] = ranked_keys(d, cascade)
     return ranking
 
 
-def ranked_keys(d: Featurised, model: Model, per_article: int = 3) -> list[Key]:
-    """The case's candidates in the model's order, at most `per_article` from one article."""
+def ranked_keys(d: Featurised, cascade: Cascade, per_article: int = 3) -> list[Key]:
+    """The case's candidates in the cascade's order, at most `per_article` from one article."""
     if not len(d.keys):
         return []
-    scores = d.matrix @ np.array(model.weights)
-    order = sorted(range(len(d.keys)), key=lambda i: -scores[i])
     shown: dict[tuple[str, str], int] = {}
     out = []
-    for i in order:
+    for i, _, _ in cascade.order(d.matrix.tolist(), list(range(len(d.keys)))):
         article = d.keys[i][:2]
         if shown.get(article, 0) < per_article:
             shown[article] = shown.get(article, 0) + 1

@@ -11,9 +11,9 @@ import pytest
 from kb.guided.recommend import recommend
 from kb.importer import import_content
 from kb.models import Section
-from kb.search import analyse, search
+from kb.search import analyse, ranking, search
 from kb.search.ranking import (
-    FEATURES, INDEX, SEMANTIC_FEATURES, Model, Ranker, candidates, contradicts, entity_lookup, rank, shipped_ranker,
+    FEATURES, FIRST_STAGE, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, candidates, contradicts, entity_lookup, rank, shipped_ranker,
     specific_values,
 )
 
@@ -124,12 +124,34 @@ def test_reasons_name_the_entities_that_moved_the_section(roles):
     assert not any("iam:PassRole" in reason for reason in item.why)
 
 
-def test_the_shipped_weights_load_with_a_model_for_each_stage():
+def test_the_shipped_weights_load_with_a_cascade_for_each_stage():
     ranker = shipped_ranker()
-    assert ranker.semantic.features == FEATURES and ranker.lexical.features == FEATURES
-    assert all(w == w and abs(w) < 100 for w in ranker.semantic.weights + ranker.lexical.weights)
-    assert any(ranker.semantic.weights[INDEX[name]] for name in SEMANTIC_FEATURES)
+    for cascade in (ranker.semantic, ranker.lexical):
+        assert cascade.first.features == FEATURES and cascade.head.features == HEAD_FEATURES
+        assert all(w == w and abs(w) < 100 for w in cascade.first.weights + cascade.head.weights)
+    assert any(ranker.semantic.first.weights[INDEX[name]] for name in SEMANTIC_FEATURES)
     assert ranker.lexical.ignores_semantic()
+
+
+def test_the_head_model_reorders_the_first_models_best_and_keeps_them_on_top(monkeypatch):
+    monkeypatch.setattr(ranking, "HEAD_CANDIDATES", 2)
+    first = Model(FEATURES, tuple(1.0 if name == "lexical" else 0.0 for name in FEATURES))
+    head = Model(HEAD_FEATURES, tuple(1.0 if name == "semantic" else 0.0 for name in HEAD_FEATURES))
+    rows = [[0.0] * len(FEATURES) for _ in range(4)]
+    for row, (lexical, semantic) in zip(rows, [(0.9, 0.1), (0.8, 0.2), (0.5, 0.9), (0.1, 0.0)]):
+        row[INDEX["lexical"]], row[INDEX["semantic"]] = lexical, semantic
+    ordered = Cascade(first, head).order(rows, [0, 1, 2, 3])
+    assert [i for i, _, _ in ordered] == [1, 0, 2, 3]  # 2 is close in meaning, but the first model left it out
+    scores = [score for _, score, _ in ordered]
+    assert scores == sorted(scores, reverse=True)
+    assert ordered[2][2][INDEX["lexical"]] == 0.5  # the rest keep the first model's contributions
+
+
+def test_the_head_models_weights_fold_the_first_models_score_into_the_features():
+    first = Model(FEATURES, tuple(2.0 if name == "lexical" else 0.0 for name in FEATURES))
+    head = Model(HEAD_FEATURES, tuple({"semantic": 1.0, FIRST_STAGE: 0.5}.get(name, 0.0) for name in HEAD_FEATURES))
+    weights = Cascade(first, head).head_weights
+    assert weights[INDEX["lexical"]] == 1.0 and weights[INDEX["semantic"]] == 1.0
 
 
 def test_weights_for_an_unknown_feature_are_refused():
@@ -140,8 +162,9 @@ def test_weights_for_an_unknown_feature_are_refused():
 
 def test_a_lexical_model_that_weighs_semantic_features_is_refused():
     model = {"features": ["lexical", "semantic"], "weights": [1.0, 1.0]}
+    cascade = {"first": {"features": ["lexical"], "weights": [1.0]}, "head": model}
     with pytest.raises(ValueError, match="semantic"):
-        Ranker.from_json({"semantic": model, "lexical": model})
+        Ranker.from_json({"semantic": cascade, "lexical": cascade})
 
 
 def test_a_feature_added_since_the_fit_counts_for_nothing_until_the_next():

@@ -74,19 +74,20 @@ def test_fit_learns_which_feature_tells_the_answer_apart():
     data = [featurised(f"c{i}", [0, 2, 0, 1], [0.1, 0.9, 0.2, 0.5]) for i in range(10)]
     model = training.fit(data)
     assert model.weights[INDEX["lexical"]] > abs(model.weights[INDEX["semantic"]])
-    assert all(training.ranked_keys(d, model)[0] == d.keys[1] for d in data)
+    cascade = training.fit_cascade(data)
+    assert all(training.ranked_keys(d, cascade)[0] == d.keys[1] for d in data)
 
 
 def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypatch):
     data = [featurised(f"c{i}", [0, 2], [0.1, 0.9]) for i in range(10)]
     fitted_on = []
-    real_fit = training.fit
+    real_fit = training.fit_cascade
 
     def spy(training_data, **kwargs):
         fitted_on.append({d.case.id for d in training_data})
         return real_fit(training_data, **kwargs)
 
-    monkeypatch.setattr(training, "fit", spy)
+    monkeypatch.setattr(training, "fit_cascade", spy)
     ranked = training.cross_validate(data)
     assert set(ranked) == {d.case.id for d in data}
     for fold, seen in zip(training.folds(data), fitted_on):

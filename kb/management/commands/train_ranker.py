@@ -42,7 +42,7 @@ class Command(BaseCommand):
             if not evaluated:
                 continue
             self.stdout.write(f"{mode} model: candidate recall {training.candidate_recall(evaluated):.3f}")
-            in_use = ranking.shipped_ranker().model(mode == "semantic")
+            in_use = ranking.shipped_ranker().cascade(mode == "semantic")
             shipped = {d.case.id: training.ranked_keys(d, in_use) for d in evaluated}
             self.stdout.write("  weights in use (fitted on these cases)   "
                               + training.describe(training.metrics(judged, shipped)))
@@ -50,8 +50,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  refit, {training.FOLDS}-fold cross-validated   "
                               + training.describe(training.metrics(judged, crossed)))
         fitted = training.fit_ranker(data, l2=l2)
-        for name, weight in sorted(zip(fitted.semantic.features, fitted.semantic.weights), key=lambda x: -abs(x[1])):
-            self.stdout.write(f"  {name:28} {weight:+.3f}")
+        for stage in ("first", "head"):
+            model = getattr(fitted.semantic, stage)
+            self.stdout.write(f"{stage} model's weights (semantic cascade):")
+            for name, weight in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
+                self.stdout.write(f"  {name:28} {weight:+.3f}")
         if write:
             fitted = ranking.Ranker(fitted.semantic, fitted.lexical, {
                 "fitted": date.today().isoformat(), "cases": len(judged), "desk_cases": len(desk), "l2": l2,
