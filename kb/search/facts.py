@@ -34,6 +34,8 @@ class Facts:
     level: int
     troubleshooting: bool
     zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
+    heading: frozenset[str] = frozenset()  # the typed values its heading names
+    lead: frozenset[str] = frozenset()  # and those its lead names
     stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
 
 
@@ -76,6 +78,10 @@ def read_corpus() -> Corpus:
             about[value].append((sid, zone))
         articles[value][facts.article_id] += 1
         per_guide[value][facts.guide] += 1
+    for facts in sections.values():
+        if facts.zones:
+            facts.heading = frozenset(v for v, zone in facts.zones.items() if zone == HEADING)
+            facts.lead = frozenset(v for v, zone in facts.zones.items() if zone == LEAD)
     guides = {value: {g: n / sum(by.values()) for g, n in by.items()} for value, by in per_guide.items()}
     return Corpus(sections, dict(about), dict(articles), guides)
 

@@ -265,6 +265,7 @@ class SectionFeatures:
         self.operation_words = [name_stems(a.split(":", 1)[1]) for a in query.actions] + [
             name_stems(o) for o in query.operations]
         self.code_words = [name_stems(c.rsplit(".", 1)[-1]) for c in query.codes]
+        self.policies = {f"policy:{p}" for p in query.entities.policy_types}
 
     def row(self, f: Facts) -> list[float]:
         """A feature vector with these features set (the others 0)."""
@@ -290,12 +291,13 @@ class SectionFeatures:
         put("names_entity_heading", min(named[HEADING], 2) / 2)
         put("names_entity_lead", min(named[LEAD], 2) / 2)
         put("names_entity_body", min(named[BODY], 2) / 2)
-        put("contradicts_heading", contradicts(query, f.zones, (HEADING,)))
+        put("contradicts_heading", contradicts(query, f.heading))
         put("contradicted_coverage", row[INDEX["heading_coverage"]] * row[INDEX["contradicts_heading"]])
-        put("policy_match", any(f.zones.get(f"policy:{p}") in (HEADING, LEAD) for p in query.entities.policy_types))
-        put("policy_heading", any(f.zones.get(f"policy:{p}") == HEADING for p in query.entities.policy_types))
-        put("policy_contradiction", _policy_contradiction(query, f.zones, (HEADING, LEAD)))
-        put("policy_contradiction_heading", _policy_contradiction(query, f.zones, (HEADING,)))
+        if self.policies:
+            put("policy_match", bool(self.policies & (f.heading | f.lead)))
+            put("policy_heading", bool(self.policies & f.heading))
+            put("policy_contradiction", _contradicts("policy", query.entities.policy_types, f.heading | f.lead))
+            put("policy_contradiction_heading", _contradicts("policy", query.entities.policy_types, f.heading))
         put("service_guide", stats.service_share(f.guide))
         put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
         put("entity_guide", stats.entity_share(f.guide))
@@ -361,24 +363,18 @@ class EntityStats:
         return sum(shares.get(guide, 0.0) for shares in self.specific) / len(self.specific)
 
 
-def contradicts(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
-    """The section's heading names an action, operation or code of a kind the paste names too,
-    but none of the paste's: it is about another call or another error."""
+def contradicts(query: AnalysedQuery, named: frozenset[str]) -> bool:
+    """The section's heading (`named`: the typed values it names) names an action, operation or
+    code of a kind the paste names too, but none of the paste's: it is about another call or error."""
+    if not named:
+        return False
     by_kind = query.entities.by_kind()
-    for kind in SPECIFIC:
-        mine = {f"{kind}:{v}" for v in by_kind[kind]}
-        if not mine:
-            continue
-        theirs = {v for v, zone in zones.items() if zone in where and v.startswith(kind + ":")}
-        if theirs and not theirs & mine:
-            return True
-    return False
+    return any(_contradicts(kind, by_kind[kind], named) for kind in SPECIFIC)
 
 
-def _policy_contradiction(query: AnalysedQuery, zones: dict[str, str], where: tuple[str, ...]) -> bool:
-    """The section names a policy type in `where`, but not the one the denial names."""
-    mine = {f"policy:{p}" for p in query.entities.policy_types}
-    theirs = {v for v, zone in zones.items() if zone in where and v.startswith("policy:")}
+def _contradicts(kind: str, values: list[str], named: frozenset[str]) -> bool:
+    mine = {f"{kind}:{v}" for v in values}
+    theirs = {v for v in named if v.startswith(kind + ":")}
     return bool(mine and theirs and not theirs & mine)
 
 
@@ -394,12 +390,12 @@ def term_rarity(terms: list[str]) -> dict[str, float]:
     return rarity
 
 
-def heading_rarity(rarity: dict[str, float], heading_stems: frozenset[str]) -> float:
+def heading_rarity(rarity: dict[str, float], stems: frozenset[str]) -> float:
     """Share of the query's rarity (summed IDF) that the heading's words carry."""
     total = sum(rarity.values())
     if not total:
         return 0.0
-    return sum(rarity.get(word, 0.0) for word in heading_stems) / total
+    return sum(value for word, value in rarity.items() if word in stems) / total
 
 
 def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> float:

@@ -588,9 +588,9 @@ def test_one_not_this_does_not_bury_a_strong_match(client, guide):
 
 def test_votes_on_one_error_do_not_move_another(client, guide):
     before = paste(client, scp_denial())
-    assert "s3-bucket-policy" in anchors(before)
+    assert "s3-kms" in anchors(before)[1:]  # shown, and not first: votes could move it
     for n in range(1, 4):
-        fixed_it(client, bare_denial(n), "s3-bucket-policy")
+        fixed_it(client, bare_denial(n), "s3-kms")
     after = paste(client, scp_denial())
     assert [(r["anchor"], r["score"], r["why"]) for r in after.recommendations] == [
         (r["anchor"], r["score"], r["why"]) for r in before.recommendations]
