@@ -17,9 +17,9 @@ from django.db.models import Count
 from kb.models import Case, Feedback, Section
 from kb.search import AnalysedQuery, Result, search
 from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
-from kb.search.facts import load_facts
+from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
-from kb.search.ranking import FEATURES
+from kb.search.ranking import FEATURES, name_stems
 from kb.search.results import result_dict
 
 from .activities import Activity
@@ -112,8 +112,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     facts = load_facts([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
-                    _why(r, facts[r.section.pk].zones if r.section.pk in facts else {}, analysis, query, activity, service,
-                         net.get(section_key(r.section), 0)))
+                    _why(r, facts.get(r.section.pk), analysis, query, activity, service, net.get(section_key(r.section), 0)))
         for r in order
     ]
     return Recommendation(analysis, query, items)
@@ -150,15 +149,21 @@ def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...
     return found
 
 
-def _why(result: Result, zones: dict[str, str], analysis: ErrorAnalysis, query: AnalysedQuery, activity: Activity,
+def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: AnalysedQuery, activity: Activity,
          service: str, votes: int) -> list[str]:
     section = result.section
+    zones = facts.zones if facts else {}
     moved = {name for name, contribution in zip(FEATURES, result.contributions) if contribution >= REASON_THRESHOLD}
     reasons = []
     if moved & {"names_entity_heading", "names_entity_lead"}:
         reasons.extend(f"About {value}, the {label} in your error" for label, value in _named(analysis, zones, (HEADING, LEAD)))
     elif "names_entity_body" in moved:
         reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, (BODY,)))
+    if moved & {"heading_operation_words", "heading_code_words"} and facts:
+        names = [a.split(":", 1)[1] for a in query.actions] + query.operations + query.codes
+        spelled = [name for name in dict.fromkeys(names) if (words := name_stems(name)) and words <= facts.stems
+                   and not any(name in reason for reason in reasons)]  # not if a line above names it already
+        reasons.extend(f"Its heading spells out {name} from your error" for name in spelled[:2])
     if moved & {"policy_match", "policy_heading"}:
         policies = [p for p in query.entities.policy_types if zones.get(f"policy:{p}") in (HEADING, LEAD)]
         reasons.extend(f"Covers the {policy} your error names" for policy in policies)

@@ -264,7 +264,7 @@ class SectionFeatures:
         self.stats = EntityStats.for_query(query, specific)
         self.operation_words = [name_stems(a.split(":", 1)[1]) for a in query.actions] + [
             name_stems(o) for o in query.operations]
-        self.code_words = [name_stems(c.rsplit(".", 1)[-1]) for c in query.codes]
+        self.code_words = [name_stems(c) for c in query.codes]
         self.policies = {f"policy:{p}" for p in query.entities.policy_types}
 
     def row(self, f: Facts) -> list[float]:
@@ -407,8 +407,9 @@ def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> fl
 
 
 def name_stems(name: str) -> frozenset[str]:
-    """The stems of the words a CamelCase name is made of (AssumeRoleWithSAML -> assum, role, saml)."""
-    words = (w.lower() for w in split_camel(name.removesuffix("Exception")))
+    """The stems of the words a CamelCase name is made of (AssumeRoleWithSAML -> assum, role, saml;
+    KMS.NotFoundException -> not, found)."""
+    words = (w.lower() for w in split_camel(name.rsplit(".", 1)[-1].removesuffix("Exception")))
     return frozenset(stem(w) for w in words if len(w) > 2 and not w.isdigit() and w not in FUNCTION_WORDS)
 
 

@@ -171,3 +171,12 @@ def test_a_feature_added_since_the_fit_counts_for_nothing_until_the_next():
     assert model.weights[INDEX["lexical"]] == 2.0
     assert sum(abs(w) for w in model.weights) == 2.0
     assert json.loads(json.dumps(model.to_json()))["features"] == list(FEATURES)
+
+
+def test_a_heading_that_spells_out_the_pastes_code_or_call_in_words_is_marked(roles):
+    by_title = features_of("An error occurred (KMS.NotFoundException) when calling the Decrypt operation: Invalid keyId")
+    spelled = INDEX["heading_code_words"]
+    assert by_title["Key not found"][spelled] == 1
+    assert not any(row[spelled] for title, row in by_title.items() if title != "Key not found")
+    by_title = features_of("User: arn:aws:iam::111122223333:user/dev is not authorized to perform: sts:SwitchRole on x")
+    assert by_title["I can't switch to a role"][INDEX["heading_operation_words"]] == 1
