@@ -1,10 +1,10 @@
 """Ranking: candidates from several sources, the features that relate each to the query, and
-the linear model that scores them.
+the two linear models (a cascade) that score them.
 
 Candidates come from the full-text engine, from an entity lookup (sections whose heading
 or first words name the paste's action, operation or error code) and, when its model is
 installed, the semantic retriever. Each candidate gets one feature vector (FEATURES); the
-weights in ranker.json, fitted on judged cases by `manage.py train_ranker`
+cascade's weights in ranker.json, fitted on judged cases by `manage.py train_ranker`
 (kb.search.training), turn it into a score. The features say why a section fits, so the
 reasons shown to a person are read off each feature's contribution (kb.guided.recommend).
 """
