@@ -32,7 +32,7 @@ LEXICAL_CANDIDATES = 200
 ENTITY_CANDIDATES = 30
 SEMANTIC_CANDIDATES = 50
 HEADING_CANDIDATES = 50
-HEAD_CANDIDATES = 10  # the first model's best, re-ordered by the head model
+HEAD_CANDIDATES = 8  # the first model's best, re-ordered by the head model
 # A typed query of this many terms or fewer is a topic to look up: full text and entities
 # rank it well, and the semantic stage would cost more than its whole budget.
 KEYWORD_TERMS = 3
