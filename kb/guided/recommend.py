@@ -19,7 +19,7 @@ from kb.search import AnalysedQuery, Result, search
 from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
-from kb.search.ranking import FEATURES, name_stems
+from kb.search.ranking import FEATURES, call_names, name_stems
 from kb.search.results import result_dict
 
 from .activities import Activity
@@ -160,7 +160,7 @@ def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: An
     elif "names_entity_body" in moved:
         reasons.extend(f"Mentions {value}, the {label} in your error" for label, value in _named(analysis, zones, (BODY,)))
     if moved & {"heading_operation_words", "heading_code_words"} and facts:
-        names = [a.split(":", 1)[1] for a in query.actions] + query.operations + query.codes
+        names = call_names(query) + query.codes
         spelled = [name for name in dict.fromkeys(names) if (words := name_stems(name)) and words <= facts.stems
                    and not any(name in reason for reason in reasons)]  # not if a line above names it already
         reasons.extend(f"Its heading spells out {name} from your error" for name in spelled[:2])

@@ -34,8 +34,10 @@ class Facts:
     level: int
     troubleshooting: bool
     zones: dict[str, str] = field(default_factory=dict)  # typed entity value -> HEADING, LEAD or BODY
-    heading: frozenset[str] = frozenset()  # the typed values its heading names
-    lead: frozenset[str] = frozenset()  # and those its lead names
+    # The typed values its heading names, and those its lead names: `zones` split once per
+    # content generation, for the contradiction checks every candidate of every paste runs.
+    heading: frozenset[str] = frozenset()
+    lead: frozenset[str] = frozenset()
     stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
 
 

@@ -117,8 +117,7 @@ class Cascade:
         orders rows of equal score."""
         first = [tuple(map(mul, self.first.weights, row)) for row in rows]
         scores = [sum(c) for c in first]
-        order = sorted(range(len(rows)), key=lambda i: (-scores[i], ties[i]))
-        top, rest = order[:HEAD_CANDIDATES], order[HEAD_CANDIDATES:]
+        top, rest = first_order(scores, ties)
         weights = self.head_weights
         head = {i: tuple(map(mul, weights, rows[i])) for i in top}
         head_scores = {i: sum(c) for i, c in head.items()}
@@ -137,6 +136,13 @@ class Cascade:
     @classmethod
     def from_json(cls, data: dict) -> "Cascade":
         return cls(Model.from_json(data["first"]), Model.from_json(data["head"], HEAD_FEATURES))
+
+
+def first_order(scores: list[float], ties) -> tuple[list[int], list[int]]:
+    """Row indexes by the first model's scores, best first (`ties` orders equal scores), split
+    into the HEAD_CANDIDATES the head model re-orders and the rest."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], ties[i]))
+    return order[:HEAD_CANDIDATES], order[HEAD_CANDIDATES:]
 
 
 @dataclass(frozen=True)
@@ -262,8 +268,7 @@ class SectionFeatures:
         self.rarity = term_rarity(query.terms)
         self.stems = {stem(t) for t in query.terms if len(t) > 2}
         self.stats = EntityStats.for_query(query, specific)
-        self.operation_words = [name_stems(a.split(":", 1)[1]) for a in query.actions] + [
-            name_stems(o) for o in query.operations]
+        self.operation_words = [name_stems(name) for name in call_names(query)]
         self.code_words = [name_stems(c) for c in query.codes]
         self.policies = {f"policy:{p}" for p in query.entities.policy_types}
 
@@ -404,6 +409,11 @@ def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> fl
         return 0.0
     shared = query_stems & heading_stems
     return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
+
+
+def call_names(query: AnalysedQuery) -> list[str]:
+    """The API calls the paste names, as written: its actions' names and its operations."""
+    return [a.split(":", 1)[1] for a in query.actions] + query.operations
 
 
 def name_stems(name: str) -> frozenset[str]:

@@ -22,7 +22,8 @@ from kb.models import Case, Feedback, Section
 
 from .query import analyse
 from .ranking import (
-    FEATURES, HEAD_CANDIDATES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
+    FEATURES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
+    first_order,
 )
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
@@ -153,7 +154,7 @@ def fit_cascade(data: list[Featurised], *, l2: float = L2) -> Cascade:
 def head_of(d: Featurised, first: Model) -> Featurised:
     """The case's HEAD_CANDIDATES best candidates by the first model, its score a last column."""
     scores = d.matrix @ np.array(first.weights)
-    top = np.argsort(-scores, kind="stable")[:HEAD_CANDIDATES]
+    top, _ = first_order(scores.tolist(), range(len(scores)))
     return Featurised(d.case, [d.keys[i] for i in top], np.hstack([d.matrix[top], scores[top, None]]))
 
 
