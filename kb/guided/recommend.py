@@ -1,10 +1,12 @@
 """Recommendations for a pasted error: search, context, and what helped others, each explained.
 
 Ranking is section search's (kb.search.ranking) on the error plus the person's context,
-then adjusted by what people with the same error signature reported: "This fixed it"
-votes and resolved cases raise a section, "Not this" lowers it. The adjustment is bounded
-so a few votes cannot bury the text match. Every reason shown is read off the features
-that moved the section in the ranker, so none is claimed that did not count.
+then adjusted by what the ranker was not fitted on: what people with the same error
+signature reported ("This fixed it" votes and resolved cases raise a section, "Not this"
+lowers it) and what the person said they were doing. The adjustments are bounded so they
+cannot bury the text match, and made before the per-article limit, so they can bring in a
+section that search would have folded under its article. Every reason shown is read off
+the features that moved the section in the ranker, so none is claimed that did not count.
 """
 
 from __future__ import annotations
@@ -20,20 +22,23 @@ from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
 from kb.search.ranking import FEATURES, call_names, name_stems
-from kb.search.results import result_dict
+from kb.search.results import PER_ARTICLE, result_dict
 
 from .activities import Activity
 from .activities import find as find_activity
 from .analysis import ErrorAnalysis, explain
 
 RECOMMENDATIONS = 5
-CANDIDATES = 30
+CANDIDATES = 50  # uncapped: enough that the per-article limit still leaves RECOMMENDATIONS
 # A resolved case counts as this many "This fixed it" votes.
 RESOLUTION_WEIGHT = 2
 # Learned evidence moves a score by at most this much either way, in the ranker's units
 # (a difference of 1.5 is odds of about 4.5 to 1 that one section is the better answer).
 LEARNED_CAP = 1.5
 LEARNED_SATURATION = 5  # net votes, one per person, at which the cap is reached
+# A section that fits what the person said they were doing: their own word counts as much
+# as several others' votes.
+ACTIVITY_ADJUSTMENT = LEARNED_CAP
 # A feature "moved" a section when it added at least this much to its score: only those are given as reasons.
 REASON_THRESHOLD = 0.15
 
@@ -97,7 +102,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     activity = find_activity(str(context.get("activity") or "")) or Activity("", "")
     service = str(context.get("service", ""))[:100]
     query_text = " ".join(part for part in (error_text, " ".join(activity.words), service) if part)
-    found = search(query_text, limit=CANDIDATES)
+    found = search(query_text, limit=CANDIDATES, per_article=CANDIDATES)
     query = found.query
     # The analysis reads the error alone; reuse the query's analysis when nothing was added to it.
     analysis = explain(error_text, query if query_text == error_text else None)
@@ -106,9 +111,11 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     for result in found.results:
         key = section_key(result.section)
         result.score += learned_adjustment(net.get(key, 0))
+        if fits_activity(result.section, activity):
+            result.score += ACTIVITY_ADJUSTMENT
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
-    order = sorted(ranked.values(), key=lambda result: -result.score)[:limit]
+    order = per_article(sorted(ranked.values(), key=lambda result: -result.score))[:limit]
     facts = load_facts([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
@@ -116,6 +123,28 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
         for r in order
     ]
     return Recommendation(analysis, query, items)
+
+
+def per_article(results: list[Result]) -> list[Result]:
+    """The results in order, at most PER_ARTICLE from one article (as search shows them)."""
+    shown: dict[int, int] = {}
+    kept = []
+    for result in results:
+        article = result.section.article_id
+        if shown.get(article, 0) < PER_ARTICLE:
+            shown[article] = shown.get(article, 0) + 1
+            kept.append(result)
+    return kept
+
+
+def section_words(section: Section) -> set[str]:
+    return set(WORDS.findall(f"{section.title}\n{section.text}".lower()))  # lower-cased: nothing for tokens() to split
+
+
+def fits_activity(section: Section, activity: Activity) -> bool:
+    """The section says what the person was doing: it has two of the activity's words (its only one, if one)."""
+    words = activity.words
+    return bool(words) and sum(word in section_words(section) for word in words) >= min(2, len(words))
 
 
 def _add_learned_sections(ranked: dict[Key, Result], net: dict[Key, int], terms: tuple[str, ...]) -> None:
@@ -180,12 +209,9 @@ def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: An
         reasons.append("From a troubleshooting article")
     if moved & {"lexical", "lexical_rank", "article_lexical"} and not reasons:
         reasons.append("Shares the distinctive words of your message")
-    text = f"{section.title}\n{section.text}".lower()
-    words = set(WORDS.findall(text))  # lower-cased already: nothing for tokens() to split
-    activity_words = activity.words
-    if activity_words and sum(word in words for word in activity_words) >= min(2, len(activity_words)):
+    if fits_activity(section, activity):
         reasons.append(f"Fits what you were doing: {activity.label}")
-    if service and service.lower() in words:
+    if service and service.lower() in section_words(section):
         reasons.append(f"About {service}")
     if votes > 0:
         reasons.append(f"Fixed the same error for others ({votes} net vote{'s' if votes != 1 else ''})")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from django.utils.text import capfirst
 
 from kb.guided import activities
 from kb.guided.flow import clean_context
-from kb.guided.recommend import LEARNED_CAP, LEARNED_SATURATION, recommend
+from kb.guided.recommend import ACTIVITY_ADJUSTMENT, LEARNED_CAP, LEARNED_SATURATION, PER_ARTICLE, recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.search import search
@@ -349,6 +350,19 @@ def test_a_guides_own_activity_adds_its_words_to_the_search_and_says_so(client, 
     diagnosis = paste(client, AT_REQUESTER_PAYS, activity=OWN_KEY)
     assert diagnosis.context["activity"] == OWN_KEY
     assert "s3-requester-pays" in anchors(diagnosis)
+
+
+def test_what_the_person_was_doing_raises_the_sections_that_fit_it_before_the_per_article_limit(own_activity):
+    fitted = recommend(AT_REQUESTER_PAYS, {"activity": OWN_KEY})
+    words = " ".join(activities.find(OWN_KEY).words)
+    searched = {r.section.pk: r.score for r in search(f"{AT_REQUESTER_PAYS} {words}", per_article=50).results}
+    fits = [item for item in fitted.items if f"Fits what you were doing: {OWN_LABEL}" in item.why]
+    assert fits and len(fits) < len(fitted.items)
+    for item in fitted.items:
+        raised = ACTIVITY_ADJUSTMENT if item in fits else 0.0
+        assert item.score == pytest.approx(searched[item.section.pk] + raised)
+    per_article = Counter(item.section.article_id for item in fitted.items)
+    assert max(per_article.values()) <= PER_ARTICLE
 
 
 def test_an_activity_its_guide_no_longer_declares_is_refused_and_old_diagnoses_still_show(
