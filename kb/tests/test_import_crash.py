@@ -116,14 +116,14 @@ class Database:
             return 0
         return self._admin("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [self.name])[0][0]
 
-    def query(self, sql: str) -> list[tuple]:
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
         if self.vendor == "sqlite":
             with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-                return db.execute(sql).fetchall()
+                return db.execute(sql, params or ()).fetchall()
         import psycopg
 
         with psycopg.connect(dbname=self.name, autocommit=True, **self.server) as db:
-            return db.execute(sql).fetchall()
+            return db.execute(sql, params).fetchall()
 
 
 def _digest(rows: list[tuple]) -> str:
@@ -159,11 +159,14 @@ def index_problems(db: Database) -> list[str]:
         db.query(f"INSERT INTO {sqlite.TABLE}({sqlite.TABLE}) VALUES ('integrity-check')")
     else:
         indexed = dict(db.query(f"SELECT section_id, hash FROM {postgresql.TABLE}"))
+        # The indexed document against the one the section's text makes now (cut into words as the engine does).
+        texts = db.query("SELECT s.id, s.title, a.title, s.text FROM kb_section s JOIN kb_article a ON a.id = s.article_id")
+        columns = [[row[0] for row in texts], *([postgresql.words_only(row[i]) for row in texts] for i in (1, 2, 3))]
         text = db.query(
-            f"SELECT count(*) FROM {postgresql.TABLE} x JOIN kb_section s ON s.id = x.section_id"
-            " JOIN kb_article a ON a.id = s.article_id WHERE x.document IS DISTINCT FROM"
-            " setweight(to_tsvector('english', s.title), 'A') || setweight(to_tsvector('english', a.title), 'B')"
-            " || setweight(to_tsvector('english', s.text), 'D')")[0][0]
+            f"SELECT count(*) FROM {postgresql.TABLE} x JOIN unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])"
+            " AS s(id, title, context, body) ON s.id = x.section_id WHERE x.document IS DISTINCT FROM"
+            " setweight(to_tsvector('english', s.title), 'A') || setweight(to_tsvector('english', s.context), 'B')"
+            " || setweight(to_tsvector('english', s.body), 'D')", columns)[0][0]
         posted = {row[0] for row in db.query(f"SELECT DISTINCT section_id FROM {postgresql.POSTINGS}")}
         if posted != set(indexed):
             return [f"postings for {len(posted - set(indexed))} unindexed and without {len(set(indexed) - posted)} indexed sections"]

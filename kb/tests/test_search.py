@@ -244,6 +244,23 @@ def test_a_pasted_error_finds_the_section_quoting_it_first(client, guides, paste
     assert anchors(client, {"q": paste})[0] == anchor
 
 
+DOTTED = """\
+# Uploads to encrypted buckets<a name="uploads"></a>
+
+## Uploads fail with KMS.NotFoundException<a name="kms-not-found"></a>
+
+The bucket's default encryption names a key that is gone\\. Requests to my-bucket.s3.amazonaws.com
+then fail for every object under reports/2024\\.
+"""
+
+
+@pytest.mark.parametrize("query", ["NotFoundException", "amazonaws", "reports"])
+def test_words_joined_by_dots_or_slashes_are_found_by_each_word(client, load, write_guide, filler, query):
+    # PostgreSQL's parser would keep KMS.NotFoundException, the host and the path whole.
+    load(write_guide("dotted", {"uploads.md": DOTTED}, title="Dotted Guide"), filler)
+    assert anchors(client, {"q": query})[0] == "kms-not-found"
+
+
 # Escaping
 
 

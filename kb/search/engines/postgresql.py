@@ -8,11 +8,17 @@ aggregate, as FTS5 does on SQLite. Phrases then re-rank the best candidates, mat
 their tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector`/`phraseto_tsquery`,
 which accept any text without syntax
 (https://www.postgresql.org/docs/current/textsearch-controls.html).
+
+PostgreSQL's parser keeps host names, file paths and dotted names whole
+(`KMS.NotFoundException`, `role/admin`, `s3.amazonaws.com` are one lexeme each), so a
+paste's `NotFoundException` would not match them. Text is cut into words at every other
+character first (`words_only`), on both sides, as FTS5's unicode61 tokenizer does.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from django.db import connection, transaction
 
@@ -20,10 +26,12 @@ from kb import cache
 
 from .base import Candidate, SearchEngine
 
-TABLE = "kb_search_pg_sections"
-POSTINGS = "kb_search_pg_postings"
-# Tables of earlier releases, dropped when the index is created (it is derived data).
-OBSOLETE = ("kb_search_pg", "kb_search_pg_lexemes")
+TABLE = "kb_search_pg_words"
+POSTINGS = "kb_search_pg_word_postings"
+# Tables of earlier releases, dropped when the index is created (it is derived data): the
+# next import builds the index again.
+OBSOLETE = ("kb_search_pg", "kb_search_pg_lexemes", "kb_search_pg_sections", "kb_search_pg_postings")
+NOT_A_WORD = re.compile(r"[\W_]+")
 K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
 RERANKED = 100  # candidates whose phrase matches are checked (more changed no ranking in the eval set)
 MAX_PHRASES = 12
@@ -115,7 +123,8 @@ class PostgreSQLEngine(SearchEngine):
                 f"INSERT INTO {TABLE} (section_id, guide, hash, document) VALUES (%s, %s, %s,"
                 " setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), 'B')"
                 " || setweight(to_tsvector('english', %s), 'D'))",
-                [(r["id"], r["guide"], r["hash"], r["title"], r["context"], r["body"]) for r in rows],
+                [(r["id"], r["guide"], r["hash"], words_only(r["title"]), words_only(r["context"]), words_only(r["body"]))
+                 for r in rows],
             )
             weights = {"title": self.TITLE_WEIGHT, "context": self.CONTEXT_WEIGHT, "body": self.BODY_WEIGHT,
                        "ids": [r["id"] for r in rows]}
@@ -152,16 +161,19 @@ class PostgreSQLEngine(SearchEngine):
                         SELECT coalesce(min((SELECT count(*) FROM {POSTINGS} p WHERE p.lexeme = l)), 0)
                         FROM unnest(tsvector_to_array(to_tsvector('english', t.text))) AS l
                     ) FROM unnest(%s::text[]) AS t(text)""",
-                [terms],
+                [[words_only(t) for t in terms]],
             )
-            return dict(cursor.fetchall())
+            counts = dict(cursor.fetchall())
+        return {t: counts[words_only(t)] for t in terms}
 
     def lexemes(self, terms: list[str]) -> dict[str, list[str]]:
         with self.cursor() as cursor:
             cursor.execute(
-                "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [terms]
+                "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t",
+                [[words_only(t) for t in terms]],
             )
-            return dict(cursor.fetchall())
+            lexemes = dict(cursor.fetchall())
+        return {t: lexemes[words_only(t)] for t in terms}
 
     def search(self, terms, phrases, *, guide="", limit=200):
         kept, frequency = self.informative(terms)
@@ -191,7 +203,7 @@ class PostgreSQLEngine(SearchEngine):
             "average": average_length(),
             "guide": guide,
             "reranked": max(RERANKED, limit),
-            "phrases": phrases,
+            "phrases": [words_only(p) for p in phrases],
             "phrase_idf": [idf(p) for p in phrases],
             "weights": [w / max(weights) for w in weights],
             "limit": limit,
@@ -199,6 +211,11 @@ class PostgreSQLEngine(SearchEngine):
         with self.cursor() as cursor:
             cursor.execute(RANK_SQL, params)
             return [Candidate(section_id=row[0], score=float(row[1])) for row in cursor.fetchall()]
+
+
+def words_only(text: str) -> str:
+    """The text's words separated by spaces: nothing left for the parser to keep whole."""
+    return NOT_A_WORD.sub(" ", text)
 
 
 @cache.memoised
