@@ -22,14 +22,13 @@ from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
 from kb.search.ranking import FEATURES, call_names, name_stems
-from kb.search.results import PER_ARTICLE, result_dict
+from kb.search.results import CANDIDATES, PER_ARTICLE, result_dict
 
 from .activities import Activity
 from .activities import find as find_activity
 from .analysis import ErrorAnalysis, explain
 
 RECOMMENDATIONS = 5
-CANDIDATES = 50  # uncapped: enough that the per-article limit still leaves RECOMMENDATIONS
 # A resolved case counts as this many "This fixed it" votes.
 RESOLUTION_WEIGHT = 2
 # Learned evidence moves a score by at most this much either way, in the ranker's units
@@ -102,6 +101,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
     activity = find_activity(str(context.get("activity") or "")) or Activity("", "")
     service = str(context.get("service", ""))[:100]
     query_text = " ".join(part for part in (error_text, " ".join(activity.words), service) if part)
+    # Search's candidates without its per-article limit, which comes after the adjustments.
     found = search(query_text, limit=CANDIDATES, per_article=CANDIDATES)
     query = found.query
     # The analysis reads the error alone; reuse the query's analysis when nothing was added to it.
@@ -138,13 +138,16 @@ def per_article(results: list[Result]) -> list[Result]:
 
 
 def section_words(section: Section) -> set[str]:
-    return set(WORDS.findall(f"{section.title}\n{section.text}".lower()))  # lower-cased: nothing for tokens() to split
+    """The words of the section's heading and text, lower-cased (as an activity's words are)."""
+    return set(WORDS.findall(f"{section.title}\n{section.text}".lower()))
 
 
 def fits_activity(section: Section, activity: Activity) -> bool:
     """The section says what the person was doing: it has two of the activity's words (its only one, if one)."""
-    words = activity.words
-    return bool(words) and sum(word in section_words(section) for word in words) >= min(2, len(words))
+    if not activity.words:
+        return False
+    present = section_words(section)
+    return sum(word in present for word in activity.words) >= min(2, len(activity.words))
 
 
 def _add_learned_sections(ranked: dict[Key, Result], net: dict[Key, int], terms: tuple[str, ...]) -> None:

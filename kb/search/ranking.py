@@ -124,8 +124,9 @@ class Cascade:
         # The head stays above the rest whatever the two models' scales (recommend adds its
         # vote adjustment to these scores).
         lift = max(0.0, scores[rest[0]] - min(head_scores.values())) if rest and top else 0.0
+        floor = scores[rest[0]] if rest else -math.inf  # a + (b - a) can fall an ulp short of b
         top.sort(key=lambda i: (-head_scores[i], ties[i]))
-        return [(i, head_scores[i] + lift, head[i]) for i in top] + [(i, scores[i], first[i]) for i in rest]
+        return [(i, max(head_scores[i] + lift, floor), head[i]) for i in top] + [(i, scores[i], first[i]) for i in rest]
 
     def ignores_semantic(self) -> bool:
         return self.first.ignores_semantic() and self.head.ignores_semantic()

@@ -23,10 +23,11 @@ from django.utils.text import capfirst
 
 from kb.guided import activities
 from kb.guided.flow import clean_context
-from kb.guided.recommend import ACTIVITY_ADJUSTMENT, LEARNED_CAP, LEARNED_SATURATION, PER_ARTICLE, recommend
+from kb.guided.recommend import ACTIVITY_ADJUSTMENT, LEARNED_CAP, LEARNED_SATURATION, recommend
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.search import search
+from kb.search.results import PER_ARTICLE
 from kb.search.training import desk_judged
 
 INDEX = """\
@@ -352,7 +353,7 @@ def test_a_guides_own_activity_adds_its_words_to_the_search_and_says_so(client, 
     assert "s3-requester-pays" in anchors(diagnosis)
 
 
-def test_what_the_person_was_doing_raises_the_sections_that_fit_it_before_the_per_article_limit(own_activity):
+def test_what_the_person_was_doing_raises_exactly_the_sections_that_fit_it(own_activity):
     fitted = recommend(AT_REQUESTER_PAYS, {"activity": OWN_KEY})
     words = " ".join(activities.find(OWN_KEY).words)
     searched = {r.section.pk: r.score for r in search(f"{AT_REQUESTER_PAYS} {words}", per_article=50).results}

@@ -5,6 +5,7 @@ so only the entity features can tell them apart.
 """
 
 import json
+import random
 
 import pytest
 
@@ -144,6 +145,17 @@ def test_the_head_model_reorders_the_first_models_best_and_keeps_them_on_top(mon
     scores = [score for _, score, _ in ordered]
     assert scores == sorted(scores, reverse=True)
     assert ordered[2][2][INDEX["lexical"]] == 0.5  # the rest keep the first model's contributions
+
+
+def test_the_cascades_scores_never_rise_down_its_order():
+    # Recommend re-sorts by score after its adjustments: with none, the order must not change,
+    # though the head's lift can land a floating-point step below the rest's best.
+    cascade = ranking.shipped_ranker().semantic
+    rng = random.Random(7)
+    for _ in range(300):
+        rows = [[rng.random() for _ in FEATURES] for _ in range(12)]
+        scores = [score for _, score, _ in cascade.order(rows, list(range(12)))]
+        assert scores == sorted(scores, reverse=True)
 
 
 def test_the_head_models_weights_fold_the_first_models_score_into_the_features():

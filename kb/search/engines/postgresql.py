@@ -186,7 +186,7 @@ class PostgreSQLEngine(SearchEngine):
         def idf(text: str) -> float:
             return math.log(1 + (total - frequency[text] + 0.5) / (frequency[text] + 0.5))
 
-        # A term may stem to several lexemes (CamelCase words do not split, hyphens do);
+        # A term may give several lexemes (words_only splits "don't" in two);
         # each lexeme counts once, with the rarest weight it is given.
         weighted: dict[str, float] = {}
         for term, lexemes in self.lexemes(kept).items():
