@@ -22,7 +22,7 @@ from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
 from kb.search.ranking import FEATURES, call_names, name_stems
-from kb.search.results import CANDIDATES, PER_ARTICLE, result_dict
+from kb.search.results import CANDIDATES, per_article, result_dict
 
 from .activities import Activity
 from .activities import find as find_activity
@@ -115,7 +115,8 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
             result.score += ACTIVITY_ADJUSTMENT
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
-    order = per_article(sorted(ranked.values(), key=lambda result: -result.score))[:limit]
+    order = per_article(sorted(ranked.values(), key=lambda result: -result.score),
+                        lambda result: result.section.article_id)[:limit]
     facts = load_facts([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
@@ -123,18 +124,6 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
         for r in order
     ]
     return Recommendation(analysis, query, items)
-
-
-def per_article(results: list[Result]) -> list[Result]:
-    """The results in order, at most PER_ARTICLE from one article (as search shows them)."""
-    shown: dict[int, int] = {}
-    kept = []
-    for result in results:
-        article = result.section.article_id
-        if shown.get(article, 0) < PER_ARTICLE:
-            shown[article] = shown.get(article, 0) + 1
-            kept.append(result)
-    return kept
 
 
 def section_words(section: Section) -> set[str]:

@@ -11,9 +11,10 @@ account or request ids, is ranked once until the next import changes content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 from django.db import connection
 from django.utils.safestring import SafeString
@@ -27,6 +28,21 @@ from .snippets import highlight
 
 CANDIDATES = 100
 PER_ARTICLE = 3
+
+T = TypeVar("T")
+
+
+def per_article(items: Iterable[T], article: Callable[[T], Hashable], limit: int = PER_ARTICLE) -> list[T]:
+    """The items in order, at most `limit` from one article: what a list of answers shows
+    (recommend after its adjustments, and the evaluation of a fitted ranker)."""
+    shown: dict[Hashable, int] = {}
+    kept = []
+    for item in items:
+        key = article(item)
+        if shown.get(key, 0) < limit:
+            shown[key] = shown.get(key, 0) + 1
+            kept.append(item)
+    return kept
 
 
 def result_dict(section: Section, snippet: str, score: float) -> dict:

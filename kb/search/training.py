@@ -25,6 +25,7 @@ from .ranking import (
     FEATURES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
     first_order,
 )
+from .results import per_article
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
 L2 = 0.3
@@ -196,18 +197,10 @@ def cross_validate(data: list[Featurised], extra: list[Featurised] | None = None
     return ranking
 
 
-def ranked_keys(d: Featurised, cascade: Cascade, per_article: int = 3) -> list[Key]:
-    """The case's candidates in the cascade's order, at most `per_article` from one article."""
-    if not len(d.keys):
-        return []
-    shown: dict[tuple[str, str], int] = {}
-    out = []
-    for i, _, _ in cascade.order(d.matrix.tolist(), list(range(len(d.keys)))):
-        article = d.keys[i][:2]
-        if shown.get(article, 0) < per_article:
-            shown[article] = shown.get(article, 0) + 1
-            out.append(d.keys[i])
-    return out
+def ranked_keys(d: Featurised, cascade: Cascade) -> list[Key]:
+    """The case's candidates in the cascade's order, at most PER_ARTICLE from one article (as search shows them)."""
+    order = cascade.order(d.matrix.tolist(), list(range(len(d.keys)))) if len(d.keys) else []
+    return per_article((d.keys[i] for i, _, _ in order), lambda key: key[:2])
 
 
 def metrics(cases: list[Judged], ranking: dict[str, list[Key]]) -> dict[str, float]:

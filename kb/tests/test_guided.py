@@ -27,7 +27,7 @@ from kb.guided.recommend import ACTIVITY_ADJUSTMENT, LEARNED_CAP, LEARNED_SATURA
 from kb.importer import import_content
 from kb.models import Case, Diagnosis, Feedback, Section
 from kb.search import search
-from kb.search.results import PER_ARTICLE
+from kb.search.results import CANDIDATES, PER_ARTICLE
 from kb.search.training import desk_judged
 
 INDEX = """\
@@ -356,7 +356,7 @@ def test_a_guides_own_activity_adds_its_words_to_the_search_and_says_so(client, 
 def test_what_the_person_was_doing_raises_exactly_the_sections_that_fit_it(own_activity):
     fitted = recommend(AT_REQUESTER_PAYS, {"activity": OWN_KEY})
     words = " ".join(activities.find(OWN_KEY).words)
-    searched = {r.section.pk: r.score for r in search(f"{AT_REQUESTER_PAYS} {words}", per_article=50).results}
+    searched = {r.section.pk: r.score for r in search(f"{AT_REQUESTER_PAYS} {words}", per_article=CANDIDATES).results}
     fits = [item for item in fitted.items if f"Fits what you were doing: {OWN_LABEL}" in item.why]
     assert fits and len(fits) < len(fitted.items)
     for item in fitted.items:

@@ -136,18 +136,13 @@ class PostgreSQLEngine(SearchEngine):
 
     def sync(self):
         result = super().sync()
-        with self.cursor() as cursor:
-            cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {FREQUENCIES}) AND EXISTS (SELECT 1 FROM {POSTINGS})")
-            missing = cursor.fetchone()[0]  # the table is new: the postings were written by an earlier release
-        if result.indexed or result.removed or missing:
-            # A paste's new words were counted in the postings, 4 ms a paste (10 at p95 on the
-            # corpus); read from this table, 0.5 ms. Counting them all again takes a second.
+        if result.indexed or result.removed:
             with self.cursor() as cursor:
+                # A paste's new words were counted in the postings, 4 ms a paste (10 at p95 on the
+                # corpus); read from this table, 0.5 ms. Counting them all again takes a second.
                 cursor.execute(f"DELETE FROM {FREQUENCIES}")
                 cursor.execute(f"INSERT INTO {FREQUENCIES} SELECT lexeme, count(*) FROM {POSTINGS} GROUP BY lexeme")
-        if result.indexed or result.removed:
-            # Without fresh statistics the planner misjudges postings lookups after an import.
-            with self.cursor() as cursor:
+                # Without fresh statistics the planner misjudges postings lookups after an import.
                 cursor.execute(f"ANALYZE {TABLE}, {POSTINGS}, {FREQUENCIES}")
             # Until VACUUM marks the new rows visible, every postings lookup reads them from the
             # table instead of the covering index: a query took 33 ms before and 14 after. VACUUM
