@@ -22,7 +22,7 @@ from kb.search.entities import BODY, HEADING, LEAD, action_value, code_value
 from kb.search.facts import Facts, load_facts
 from kb.search.query import tokens
 from kb.search.ranking import FEATURES, call_names, name_stems
-from kb.search.results import CANDIDATES, per_article, result_dict
+from kb.search.results import CANDIDATES, limit_per_article, result_dict
 
 from .activities import Activity
 from .activities import find as find_activity
@@ -115,7 +115,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
             result.score += ACTIVITY_ADJUSTMENT
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
-    order = per_article(sorted(ranked.values(), key=lambda result: -result.score),
+    order = limit_per_article(sorted(ranked.values(), key=lambda result: -result.score),
                         lambda result: result.section.article_id)[:limit]
     facts = load_facts([r.section.pk for r in order])
     items = [

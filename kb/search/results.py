@@ -32,7 +32,7 @@ PER_ARTICLE = 3
 T = TypeVar("T")
 
 
-def per_article(items: Iterable[T], article: Callable[[T], Hashable], limit: int = PER_ARTICLE) -> list[T]:
+def limit_per_article(items: Iterable[T], article: Callable[[T], Hashable], limit: int = PER_ARTICLE) -> list[T]:
     """The items in order, at most `limit` from one article: what a list of answers shows
     (recommend after its adjustments, and the evaluation of a fitted ranker)."""
     shown: dict[Hashable, int] = {}

@@ -25,7 +25,7 @@ from .ranking import (
     FEATURES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
     first_order,
 )
-from .results import per_article
+from .results import limit_per_article
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
 L2 = 0.3
@@ -200,7 +200,7 @@ def cross_validate(data: list[Featurised], extra: list[Featurised] | None = None
 def ranked_keys(d: Featurised, cascade: Cascade) -> list[Key]:
     """The case's candidates in the cascade's order, at most PER_ARTICLE from one article (as search shows them)."""
     order = cascade.order(d.matrix.tolist(), list(range(len(d.keys)))) if len(d.keys) else []
-    return per_article((d.keys[i] for i, _, _ in order), lambda key: key[:2])
+    return limit_per_article((d.keys[i] for i, _, _ in order), lambda key: key[:2])
 
 
 def metrics(cases: list[Judged], ranking: dict[str, list[Key]]) -> dict[str, float]:
