@@ -116,7 +116,7 @@ def recommend(error_text: str, context: dict | None = None, *, limit: int = RECO
         ranked[key] = result
     _add_learned_sections(ranked, net, tuple(query.terms))
     order = limit_per_article(sorted(ranked.values(), key=lambda result: -result.score),
-                        lambda result: result.section.article_id)[:limit]
+                              lambda result: result.section.article_id)[:limit]
     facts = load_facts([r.section.pk for r in order])
     items = [
         Recommended(r.section, r.score, str(r.snippet),
