@@ -170,11 +170,14 @@ def index_problems(db: Database) -> list[str]:
         posted = {row[0] for row in db.query(f"SELECT DISTINCT section_id FROM {postgresql.POSTINGS}")}
         if posted != set(indexed):
             return [f"postings for {len(posted - set(indexed))} unindexed and without {len(set(indexed) - posted)} indexed sections"]
-        counted = db.query(
-            f"SELECT count(*) FROM (SELECT lexeme, count(*) AS n FROM {postgresql.POSTINGS} GROUP BY lexeme) p"
-            f" FULL JOIN {postgresql.FREQUENCIES} f USING (lexeme) WHERE p.n IS DISTINCT FROM f.sections")[0][0]
-        if counted:
-            return [f"{counted} lexemes whose stored frequency is not their postings' count"]
+        listed = db.query(
+            f"SELECT count(*) FROM (SELECT lexeme, count(*) AS n,"
+            f" string_agg(int8send(section_id), ''::bytea ORDER BY section_id) AS ids"
+            f" FROM {postgresql.POSTINGS} GROUP BY lexeme) p FULL JOIN {postgresql.LISTS} l USING (lexeme)"
+            f" WHERE p.n IS DISTINCT FROM l.sections OR p.ids IS DISTINCT FROM l.ids"
+            f" OR length(l.weights) IS DISTINCT FROM 8 * p.n")[0][0]
+        if listed:
+            return [f"{listed} lexemes whose posting list is not their postings'"]
     problems = []
     if indexed != sections:
         problems.append(f"{len(set(sections) - set(indexed))} sections unindexed, "

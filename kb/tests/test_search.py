@@ -151,8 +151,8 @@ def test_engine_is_the_one_for_the_connection_and_indexes_every_section(guides):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's postings table")
-def test_postings_are_vacuumed_once_an_import_commits(transactional_db, write_guide):
-    """Until VACUUM marks them visible, postings are read from the table, not the covering index.
+def test_posting_lists_are_vacuumed_once_an_import_commits(transactional_db, write_guide):
+    """The posting lists are replaced whole at each import: until VACUUM, lookups step over their old versions.
 
     VACUUM fails inside a transaction (and robust on_commit would only log it), so a
     vacuum counted after the import proves it ran once the import had committed (counted
@@ -161,7 +161,7 @@ def test_postings_are_vacuumed_once_an_import_commits(transactional_db, write_gu
 
     def vacuums() -> int:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = %s", [postgresql.POSTINGS])
+            cursor.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = %s", [postgresql.LISTS])
             row = cursor.fetchone()
         return row[0] if row else 0
 
@@ -171,6 +171,8 @@ def test_postings_are_vacuumed_once_an_import_commits(transactional_db, write_gu
         assert vacuums() > before
     finally:  # committed, and not in a model's table, which the test's teardown would empty
         get_engine().delete(list(get_engine().indexed_hashes()))
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {postgresql.LISTS}")
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 index")
