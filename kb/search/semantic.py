@@ -215,21 +215,33 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
-def _compare(model: Encoder, text: str, index: Index) -> tuple:
-    """In a pool thread: the query's similarity to every section's vector and heading vector
-    (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
-    vector = model.embed([text], QUERY_TOKENS)[0]
-    return index, index.matrix @ vector, index.headings @ vector
+def _embed(model: Encoder, text: str, index: Index, ready: Future):
+    """In a pool thread: embed the query, hand the vector over, then compare it with every
+    section's vector (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
+    try:
+        vector = model.embed([text], QUERY_TOKENS)[0]
+    except BaseException as error:
+        ready.set_exception(error)
+        raise
+    ready.set_result(vector)
+    return index.matrix @ vector
 
 
 class QueryVector:
     """A query being embedded and compared with every section beside the caller's database work."""
 
-    def __init__(self, pending: Future) -> None:
-        self._pending = pending
+    def __init__(self, index: Index, vector: Future, similarity: Future) -> None:
+        self._index, self._vector, self._similarity = index, vector, similarity
+        self._computed: tuple | None = None
 
-    def _compute(self):
-        return self._pending.result()
+    def _compute(self) -> tuple:
+        if self._computed is None:
+            vector = self._vector.result()
+            # The headings here while the pool thread compares the sections: on two cores
+            # each product (2 ms) is off the query's critical path.
+            headings = self._index.headings @ vector
+            self._computed = self._index, self._similarity.result(), headings
+        return self._computed
 
     def nearest(self, *, guide: str = "", limit: int = 50, headings: bool = False) -> list[tuple[int, float]]:
         """(section id, cosine similarity) of the sections nearest the query, best first;
@@ -260,4 +272,5 @@ def embed_query(text: str) -> QueryVector | None:
     if model is None:
         return None
     # The vectors are read here, on the caller's database connection (pool threads have none).
-    return QueryVector(_pool().submit(_compare, model, text, load_index()))
+    index, vector = load_index(), Future()
+    return QueryVector(index, vector, _pool().submit(_embed, model, text, index, vector))
