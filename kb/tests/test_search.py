@@ -150,7 +150,7 @@ def test_engine_is_the_one_for_the_connection_and_indexes_every_section(guides):
     assert engine.document_count() == Section.objects.count()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's postings table")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's posting lists")
 def test_posting_lists_are_vacuumed_once_an_import_commits(transactional_db, write_guide):
     """The posting lists are replaced whole at each import: until VACUUM, lookups step over their old versions.
 
