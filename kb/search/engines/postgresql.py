@@ -189,10 +189,11 @@ class PostgreSQLEngine(SearchEngine):
         return {t: lexemes[words_only(t)] for t in terms}
 
     def search(self, terms, phrases, *, guide="", limit=200):
+        phrases = phrases[:MAX_PHRASES]
+        self.document_frequencies(["", *terms, *phrases])  # one round trip for both
         kept, frequency = self.informative(terms)
         if not kept and not phrases:
             return []
-        phrases = phrases[:MAX_PHRASES]
         frequency.update(self.document_frequencies(phrases))
         total = max(frequency[""], 1)
 
