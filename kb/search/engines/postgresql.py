@@ -234,8 +234,9 @@ class PostgreSQLEngine(SearchEngine):
         """(section ids, BM25 scores) of the sections holding any of the lexemes (lexeme -> rarity)."""
         connection.ensure_connection()
         # Binary results: the lists arrive as the bytes they are stored as (Django's cursors
-        # are client-side, which psycopg allows only text results for).
-        with psycopg.Cursor(connection.connection) as cursor:
+        # are client-side, which psycopg allows only text results for). Errors are raised as
+        # Django's, as from its own cursors.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(f"SELECT lexeme, ids, weights FROM {LISTS} WHERE lexeme = ANY(%s)", [list(weighted)],
                            binary=True)
             rows = cursor.fetchall()
