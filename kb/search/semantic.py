@@ -215,7 +215,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
-def _embed(model: Encoder, text: str, index: Index, ready: Future):
+def _embed(model: Encoder, text: str, index: Index, ready: Future) -> object:
     """In a pool thread: embed the query, hand the vector over, then compare it with every
     section's vector (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
     try:
@@ -273,4 +273,6 @@ def embed_query(text: str) -> QueryVector | None:
         return None
     # The vectors are read here, on the caller's database connection (pool threads have none).
     index, vector = load_index(), Future()
-    return QueryVector(index, vector, _pool().submit(_embed, model, text, index, vector))
+    similarity = _pool().submit(_embed, model, text, index, vector)
+    similarity.add_done_callback(lambda done: done.cancelled() and vector.cancel())  # never left waiting
+    return QueryVector(index, vector, similarity)

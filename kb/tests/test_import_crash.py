@@ -171,11 +171,8 @@ def index_problems(db: Database) -> list[str]:
         if posted != set(indexed):
             return [f"postings for {len(posted - set(indexed))} unindexed and without {len(set(indexed) - posted)} indexed sections"]
         listed = db.query(
-            f"SELECT count(*) FROM (SELECT lexeme, count(*) AS n,"
-            f" string_agg(int8send(section_id), ''::bytea ORDER BY section_id) AS ids"
-            f" FROM {postgresql.POSTINGS} GROUP BY lexeme) p FULL JOIN {postgresql.LISTS} l USING (lexeme)"
-            f" WHERE p.n IS DISTINCT FROM l.sections OR p.ids IS DISTINCT FROM l.ids"
-            f" OR length(l.weights) IS DISTINCT FROM 8 * p.n")[0][0]
+            f"SELECT count(*) FROM ({postgresql.LIST_ROWS}) p FULL JOIN {postgresql.LISTS} l USING (lexeme)"
+            " WHERE (p.sections, p.ids, p.weights) IS DISTINCT FROM (l.sections, l.ids, l.weights)")[0][0]
         if listed:
             return [f"{listed} lexemes whose posting list is not their postings'"]
     problems = []

@@ -256,6 +256,35 @@ then fail for every object under reports/2024\\.
 """
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's posting lists")
+def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the_average(load, write_guide, filler):
+    """Each list's weights depend on the average section length: a re-import that changes it
+    must leave every score what BM25 over the postings makes it now."""
+    demo = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT}, title="Demo Guide")
+    load(demo, filler)
+    long_text = "## Credentials everywhere<a name=\"everywhere\"></a>\n\n" + "Expired credentials and tokens. " * 400
+    load(demo, filler, write_guide("long", {"long.md": "# Long<a name=\"long\"></a>\n\n" + long_text}, title="Long Guide"))
+    engine = get_engine()
+    lexemes = engine.lexemes(["credentials", "expired", "tokens"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.section_id, sum(p.tf * {postgresql.K1 + 1} / (p.tf + {postgresql.K1} * ({1 - postgresql.B}"
+            f" + {postgresql.B} * p.length / (SELECT avg(length) FROM {postgresql.TABLE})))) FROM {postgresql.POSTINGS} p"
+            " WHERE p.lexeme = ANY(%s) GROUP BY p.section_id", [[lexeme for found in lexemes.values() for lexeme in found]])
+        expected = dict(cursor.fetchall())
+    ids, scores = engine._bm25({lexeme: 1.0 for found in lexemes.values() for lexeme in found})
+    assert len(expected) >= 2
+    assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_engine_filters_by_guide_itself(guides):
+    """Only the guide's sections, the rest of the corpus notwithstanding (ROTATE and TROUBLESHOOT share words)."""
+    found = get_engine().search(["credentials", "access"], [], guide="other")
+    in_other = set(Section.objects.filter(article__guide__slug="other").values_list("pk", flat=True))
+    assert found and {c.section_id for c in found} <= in_other
+    assert {c.section_id for c in get_engine().search(["credentials", "access"], [])} - in_other
+
+
 @pytest.mark.parametrize("word", ["notfoundexception", "amazonaws", "reports"])
 def test_words_joined_by_dots_or_slashes_are_found_by_each_word(load, write_guide, filler, word):
     # PostgreSQL's parser would keep KMS.NotFoundException, the host and the path whole.

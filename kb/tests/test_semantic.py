@@ -161,6 +161,18 @@ def test_a_query_is_compared_with_the_sections_on_one_blas_thread(embedded):
     assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
 
 
+def test_a_query_whose_embedding_fails_raises_and_never_hangs(embedded, monkeypatch):
+    def fail(texts, max_tokens):
+        raise RuntimeError("model crashed")
+
+    monkeypatch.setattr(semantic.encoder(), "embed", fail)
+    query = semantic.embed_query("my function stops after a few seconds")
+    with pytest.raises(RuntimeError, match="model crashed"):
+        query.nearest()
+    with pytest.raises(RuntimeError, match="model crashed"):
+        query.similarity([1])
+
+
 def test_blank_query_is_not_embedded(embedded):
     assert semantic.embed_query("  \n ") is None
 

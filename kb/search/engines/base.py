@@ -118,7 +118,8 @@ class SearchEngine:
         raise NotImplementedError
 
     def sync(self) -> SyncResult:
-        """Bring the index in line with the sections table."""
+        """Bring the index in line with the sections table (delete() and insert() are its steps;
+        an engine may derive more from their rows here, as PostgreSQL its posting lists)."""
         if not self.exists():
             self.create()
         current = dict(Section.objects.values_list("id", "article__content_hash"))

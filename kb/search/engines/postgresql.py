@@ -4,11 +4,10 @@
 for every query term, which is slow for long pasted errors. So each section's tsvector is
 also unnested into postings (lexeme, section, weighted term frequency, weighted length),
 kept up to date section by section. From them each lexeme's posting list is built whole
-whenever they change (about two seconds for the corpus): its sections and their BM25 term
-weights as packed arrays. A query reads only its terms' lists and sums BM25 with numpy:
-summing a pasted error's 20-40 thousand postings in SQL took 7 ms (13 at p95), most of a
-search's database time. Phrases then re-rank the best candidates, matched on their
-tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector`/`phraseto_tsquery`,
+whenever they change: its sections and their BM25 term weights as packed arrays. A query
+reads only its terms' lists and sums BM25 with numpy, which a paste's tens of thousands of
+postings made the costliest part of an SQL aggregate. Phrases then re-rank the best
+candidates, matched on their tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector`/`phraseto_tsquery`,
 which accept any text without syntax
 (https://www.postgresql.org/docs/current/textsearch-controls.html).
 
@@ -26,8 +25,6 @@ import re
 import numpy as np
 import psycopg
 from django.db import connection, transaction
-
-from kb import cache
 
 from .base import Candidate, SearchEngine
 
@@ -66,11 +63,10 @@ WHERE s.section_id = ANY(%(ids)s)
 
 # A posting's BM25 weight without the term's rarity, which the query multiplies in; packed
 # big-endian, section ids ascending.
-LISTS_SQL = f"""
-INSERT INTO {LISTS} (lexeme, sections, ids, weights)
-SELECT p.lexeme, count(*), string_agg(int8send(p.section_id), ''::bytea ORDER BY p.section_id),
+LIST_ROWS = f"""
+SELECT p.lexeme, count(*)::integer AS sections, string_agg(int8send(p.section_id), ''::bytea ORDER BY p.section_id) AS ids,
        string_agg(float8send(p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.length / a.average))), ''::bytea
-                  ORDER BY p.section_id)
+                  ORDER BY p.section_id) AS weights
 FROM {POSTINGS} p, (SELECT coalesce(nullif(avg(length), 0), 1) AS average FROM {TABLE}) a
 GROUP BY p.lexeme
 """
@@ -113,6 +109,7 @@ class PostgreSQLEngine(SearchEngine):
                 " tf real NOT NULL, length real NOT NULL)"
             )
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {POSTINGS}_section ON {POSTINGS} (section_id)")
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_guide ON {TABLE} (guide, section_id)")
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {LISTS} (lexeme text PRIMARY KEY, sections integer NOT NULL,"
                            " ids bytea NOT NULL, weights bytea NOT NULL)")
 
@@ -144,10 +141,11 @@ class PostgreSQLEngine(SearchEngine):
     def sync(self):
         result = super().sync()
         if result.indexed or result.removed:
-            with self.cursor() as cursor:
-                # Every weight depends on the average section length, so the lists are built whole.
+            # Every weight depends on the average section length, so the lists are built whole,
+            # in one transaction (searches read the old lists meanwhile, never none).
+            with transaction.atomic(), self.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {LISTS}")
-                cursor.execute(LISTS_SQL)
+                cursor.execute(f"INSERT INTO {LISTS} (lexeme, sections, ids, weights) {LIST_ROWS}")
                 # Without fresh statistics the planner misjudges lookups after an import.
                 cursor.execute(f"ANALYZE {TABLE}, {POSTINGS}, {LISTS}")
             # The lists are replaced whole: until VACUUM, every lookup also steps over the old
@@ -190,7 +188,7 @@ class PostgreSQLEngine(SearchEngine):
 
     def search(self, terms, phrases, *, guide="", limit=200):
         phrases = phrases[:MAX_PHRASES]
-        self.document_frequencies(["", *terms, *phrases])  # one round trip for both
+        self.document_frequencies(["", *terms, *phrases])  # the terms' and phrases' new counts in one query
         kept, frequency = self.informative(terms)
         if not kept and not phrases:
             return []
@@ -209,13 +207,13 @@ class PostgreSQLEngine(SearchEngine):
         if not weighted:
             return []
         phrases = [p for p in phrases if frequency.get(p)]
-        ids, scores = self.bm25(weighted)
+        ids, scores = self._bm25(weighted)
         if guide:
-            in_guide = guide_of(ids) == guide
+            in_guide = np.isin(ids, self._guide_sections(guide), assume_unique=True)
             ids, scores = ids[in_guide], scores[in_guide]
         best = np.lexsort((ids, -scores))[:max(RERANKED, limit)]
         scored = dict(zip(ids[best].tolist(), scores[best].tolist()))
-        if phrases:
+        if phrases and scored:
             # ts_rank weights are ordered {D, C, B, A}: body, unused, article title, section title.
             weights = [self.BODY_WEIGHT, self.BODY_WEIGHT, self.CONTEXT_WEIGHT, self.TITLE_WEIGHT]
             with self.cursor() as cursor:
@@ -230,37 +228,35 @@ class PostgreSQLEngine(SearchEngine):
         ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return [Candidate(section_id=sid, score=score) for sid, score in ranked]
 
-    def bm25(self, weighted: dict[str, float]):
+    def _bm25(self, weighted: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(section ids, BM25 scores) of the sections holding any of the lexemes (lexeme -> rarity)."""
         connection.ensure_connection()
-        # Binary results: the lists arrive as the bytes they are stored as (Django's cursors
-        # are client-side, which psycopg allows only text results for). Errors are raised as
-        # Django's, as from its own cursors.
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(f"SELECT lexeme, ids, weights FROM {LISTS} WHERE lexeme = ANY(%s)", [list(weighted)],
-                           binary=True)
+        # Binary results, so the lists arrive as the bytes they are stored as: Django's own
+        # cursors are client-side, which psycopg allows text results only. Wrapped as Django
+        # wraps its cursors (errors, query logging, execute wrappers).
+        raw = psycopg.Cursor(connection.connection)
+        raw.format = psycopg.pq.Format.BINARY
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
+            cursor.execute(f"SELECT lexeme, ids, weights FROM {LISTS} WHERE lexeme = ANY(%s)", [list(weighted)])
             rows = cursor.fetchall()
         if not rows:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        ids = np.concatenate([np.frombuffer(row[1], dtype=">i8") for row in rows])
+        ids = np.concatenate([np.frombuffer(row[1], dtype=">i8") for row in rows]).astype(np.int64)
         weights = np.concatenate([np.frombuffer(row[2], dtype=">f8") * weighted[row[0]] for row in rows])
-        sections, at = np.unique(ids, return_inverse=True)
-        return sections.astype(np.int64), np.bincount(at, weights=weights)
+        # Summed over the span of ids (8 bytes an id, a tenth of sorting them); every
+        # posting's weight is positive, so the sections are the non-zero sums.
+        first = ids.min()
+        sums = np.bincount(ids - first, weights=weights)
+        found = np.flatnonzero(sums)
+        return found + first, sums[found]
+
+    def _guide_sections(self, guide: str) -> np.ndarray:
+        with self.cursor() as cursor:
+            cursor.execute(f"SELECT section_id FROM {TABLE} WHERE guide = %s", [guide])
+            return np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
 
 
 def words_only(text: str) -> str:
     """The text's words separated by spaces: nothing left for the parser to keep whole."""
     return NOT_A_WORD.sub(" ", text)
-
-
-@cache.memoised
-def guides() -> dict[int, str]:
-    """Each indexed section's guide, once per content generation."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT section_id, guide FROM {TABLE}")
-        return dict(cursor.fetchall())
-
-
-def guide_of(section_ids) -> np.ndarray:
-    known = guides()
-    return np.array([known.get(sid, "") for sid in section_ids.tolist()], dtype=object)
