@@ -10,6 +10,7 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 from django.conf import settings
@@ -275,6 +276,17 @@ def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the
     ids, scores = engine._bm25({lexeme: 1.0 for found in lexemes.values() for lexeme in found})
     assert len(expected) >= 2
     assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("ids", [[7, 3, 7, 5, 3, 7], [7, 3_000_000_000, 7, 5, 3_000_000_000, 7]])
+def test_posting_weights_are_summed_per_section_however_far_apart_the_ids(ids):
+    weights = [0.5, 1.0, 0.25, 2.0, 0.125, 4.0]
+    expected: dict[int, float] = {}
+    for section, weight in zip(ids, weights):
+        expected[section] = expected.get(section, 0.0) + weight
+    sections, sums = postgresql.sum_by_section(np.array(ids, dtype=np.int64), np.array(weights))
+    assert sections.tolist() == sorted(expected)
+    assert dict(zip(sections.tolist(), sums.tolist())) == pytest.approx(expected)
 
 
 def test_the_engine_filters_by_guide_itself(guides):
