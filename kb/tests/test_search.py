@@ -270,8 +270,8 @@ def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.section_id, sum(p.tf * {postgresql.K1 + 1} / (p.tf + {postgresql.K1} * ({1 - postgresql.B}"
-            f" + {postgresql.B} * p.length / (SELECT avg(length) FROM {postgresql.TABLE})))) FROM {postgresql.POSTINGS} p"
-            " WHERE p.lexeme = ANY(%s) GROUP BY p.section_id", [[lexeme for found in lexemes.values() for lexeme in found]])
+            f" + {postgresql.B} * s.length / (SELECT avg(length) FROM {postgresql.TABLE})))) FROM {postgresql.POSTINGS} p"
+            f" JOIN {postgresql.TABLE} s USING (section_id) WHERE p.lexeme = ANY(%s) GROUP BY p.section_id", [[lexeme for found in lexemes.values() for lexeme in found]])
         expected = dict(cursor.fetchall())
     ids, scores = engine._bm25({lexeme: 1.0 for found in lexemes.values() for lexeme in found})
     assert len(expected) >= 2

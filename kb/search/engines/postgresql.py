@@ -2,13 +2,13 @@
 
 `ts_rank` has no notion of term rarity and must decompress every candidate's tsvector
 for every query term, which is slow for long pasted errors. So each section's tsvector is
-also unnested into postings (lexeme, section, weighted term frequency, weighted length),
-kept up to date section by section. From them each lexeme's posting list is built whole
-whenever they change: its sections and their BM25 term weights as packed arrays. A query
-reads only its terms' lists and sums BM25 with numpy, which a paste's tens of thousands of
-postings made the costliest part of an SQL aggregate. Phrases then re-rank the best
-candidates, matched on their tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector`/`phraseto_tsquery`,
-which accept any text without syntax
+also unnested into postings (lexeme, section, weighted term frequency), kept up to date
+section by section. From them each lexeme's posting list is built whole whenever they
+change: its sections and their BM25 term weights as packed arrays. A query reads only its
+terms' lists and sums BM25 with numpy, which a paste's tens of thousands of postings made
+the costliest part of an SQL aggregate. Phrases then re-rank the best candidates, matched
+on their tsvectors with `phraseto_tsquery`. Terms go through `to_tsvector` and
+`phraseto_tsquery`, which accept any text without syntax
 (https://www.postgresql.org/docs/current/textsearch-controls.html).
 
 PostgreSQL's parser keeps host names, file paths and dotted names whole
@@ -44,8 +44,8 @@ SPAN_PER_POSTING = 16  # ids summed over their span while it is at most this man
 # Each column's weight multiplies its term counts and length, so a section title's word
 # counts as much as five of its body's (SearchEngine's weights, as on SQLite).
 POSTINGS_SQL = f"""
-INSERT INTO {POSTINGS} (lexeme, section_id, tf, length)
-SELECT p.lexeme, s.section_id, p.tf, s.length
+INSERT INTO {POSTINGS} (lexeme, section_id, tf)
+SELECT p.lexeme, s.section_id, p.tf
 FROM {TABLE} s, LATERAL (
     SELECT u.lexeme, sum(CASE w WHEN 'A' THEN %(title)s WHEN 'B' THEN %(context)s ELSE %(body)s END) AS tf
     FROM unnest(s.document) AS u, unnest(u.weights) AS w
@@ -66,9 +66,10 @@ WHERE s.section_id = ANY(%(ids)s)
 # big-endian, section ids ascending.
 LIST_ROWS = f"""
 SELECT p.lexeme, count(*)::integer AS sections, string_agg(int8send(p.section_id), ''::bytea ORDER BY p.section_id) AS ids,
-       string_agg(float8send(p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.length / a.average))), ''::bytea
+       string_agg(float8send(p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * s.length / a.average))), ''::bytea
                   ORDER BY p.section_id) AS weights
-FROM {POSTINGS} p, (SELECT coalesce(nullif(avg(length), 0), 1) AS average FROM {TABLE}) a
+FROM {POSTINGS} p JOIN {TABLE} s ON s.section_id = p.section_id,
+     (SELECT coalesce(nullif(avg(length), 0), 1) AS average FROM {TABLE}) a
 GROUP BY p.lexeme
 """
 
@@ -107,7 +108,7 @@ class PostgreSQLEngine(SearchEngine):
             )
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {POSTINGS} (lexeme text NOT NULL, section_id bigint NOT NULL,"
-                " tf real NOT NULL, length real NOT NULL)"
+                " tf real NOT NULL)"
             )
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {POSTINGS}_section ON {POSTINGS} (section_id)")
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_guide ON {TABLE} (guide, section_id)")
@@ -189,11 +190,10 @@ class PostgreSQLEngine(SearchEngine):
 
     def search(self, terms, phrases, *, guide="", limit=200):
         phrases = phrases[:MAX_PHRASES]
-        self.document_frequencies(["", *terms, *phrases])  # the terms' and phrases' new counts in one query
-        kept, frequency = self.informative(terms)
+        frequency = self.document_frequencies(["", *terms, *phrases])  # new counts in one query
+        kept, _ = self.informative(terms)
         if not kept and not phrases:
             return []
-        frequency.update(self.document_frequencies(phrases))
         total = max(frequency[""], 1)
 
         def idf(text: str) -> float:
