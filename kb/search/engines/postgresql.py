@@ -65,7 +65,8 @@ WHERE s.section_id = ANY(%(ids)s)
 # A posting's BM25 weight without the term's rarity, which the query multiplies in; packed
 # big-endian, section ids ascending.
 LIST_ROWS = f"""
-SELECT p.lexeme, count(*)::integer AS sections, string_agg(int8send(p.section_id), ''::bytea ORDER BY p.section_id) AS ids,
+SELECT p.lexeme, count(*)::integer AS sections,
+       string_agg(int8send(p.section_id), ''::bytea ORDER BY p.section_id) AS ids,
        string_agg(float8send(p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * s.length / a.average))), ''::bytea
                   ORDER BY p.section_id) AS weights
 FROM {POSTINGS} p JOIN {TABLE} s ON s.section_id = p.section_id,
