@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 from django.db import transaction
 from django.db.models import Count, Max
 
@@ -73,9 +74,7 @@ class Encoder:
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.lock = threading.Lock()  # the tokenizer's truncation setting is shared state
 
-    def embed(self, texts: list[str], max_tokens: int):
-        import numpy as np
-
+    def embed(self, texts: list[str], max_tokens: int) -> np.ndarray:
         with self.lock:
             self.tokenizer.enable_truncation(max_length=max_tokens)
             encoded = [e.ids for e in self.tokenizer.encode_batch(texts)]
@@ -84,9 +83,7 @@ class Encoder:
         return np.vstack([self._run(encoded[start:start + MODEL_BATCH])
                           for start in range(0, len(encoded), MODEL_BATCH)])
 
-    def _run(self, encoded: list[list[int]]):
-        import numpy as np
-
+    def _run(self, encoded: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in encoded)
         ids = np.zeros((len(encoded), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -184,10 +181,10 @@ def sync_embeddings(progress: Progress | None = None) -> EmbedResult:
 @dataclass
 class Index:
     version: tuple
-    ids: object  # numpy arrays: section ids, their guides, and one unit vector a row
-    guides: object
-    matrix: object
-    headings: object  # one unit vector a row, of each section's heading alone
+    ids: np.ndarray  # section ids, their guides, and one unit vector a row
+    guides: np.ndarray
+    matrix: np.ndarray
+    headings: np.ndarray  # one unit vector a row, of each section's heading alone
     rows: dict[int, int]  # section id -> row
 
 
@@ -202,8 +199,6 @@ def index_version() -> tuple:
 
 def load_index() -> Index:
     """The vectors as a matrix, loaded once per process and again when they change."""
-    import numpy as np
-
     version = index_version()
     if _index and _index[0].version == version:
         return _index[0]
@@ -229,7 +224,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
-def _embed(model: Encoder, text: str, index: Index, ready: Future) -> object:
+def _embed(model: Encoder, text: str, index: Index, ready: Future) -> np.ndarray:
     """In a pool thread: embed the query, hand the vector over, then compare it with every
     section's vector (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
     try:
@@ -260,8 +255,6 @@ class QueryVector:
     def nearest(self, *, guide: str = "", limit: int = 50, headings: bool = False) -> list[tuple[int, float]]:
         """(section id, cosine similarity) of the sections nearest the query, best first;
         by their headings alone with `headings`."""
-        import numpy as np
-
         index, body, heading = self._compute()
         similarity = heading if headings else body
         if not len(similarity):

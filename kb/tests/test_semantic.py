@@ -8,6 +8,7 @@ search still answers from full text and entities, and `import_kb` reports what i
 
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
@@ -157,8 +158,6 @@ def test_a_section_stored_at_import_has_the_vector_its_text_gets_as_a_query(embe
     # The import embeds on every core with a memory arena, several texts a model run; a
     # worker embeds one query on one thread. The same text must give the same vector, or
     # every similarity ranking reads would be off.
-    import numpy as np
-
     sections = list(Section.objects.select_related("article").order_by("pk"))
     stored = {e.section_id: np.frombuffer(bytes(e.vector), dtype=np.float32) for e in SectionEmbedding.objects.all()}
     for section in sections:

@@ -73,14 +73,15 @@ class SearchEngine:
             known.update(counted)
         return known
 
-    def informative(self, terms: list[str]) -> tuple[list[str], dict[str, int]]:
-        """The terms worth matching, in query order, and every frequency looked up.
+    def informative(self, terms: list[str], phrases: list[str] = ()) -> tuple[list[str], dict[str, int]]:
+        """The terms worth matching, in query order, and every frequency looked up (the
+        phrases' too, counted in the same query).
 
         Terms absent from the index are dropped, and so are terms in most sections, but
         never below the rarest few: a one-word query for a common word still finds it.
         Beyond RAREST_TERMS, the commonest of the rest are dropped too.
         """
-        frequency = self.document_frequencies(["", *terms])
+        frequency = self.document_frequencies(["", *terms, *phrases])
         total = max(frequency[""], 1)
         limit = COMMON_TERM_SHARE * total if total >= PRUNE_FROM else total
         present = [t for t in terms if frequency.get(t, 0) > 0]

@@ -191,8 +191,7 @@ class PostgreSQLEngine(SearchEngine):
 
     def search(self, terms, phrases, *, guide="", limit=200):
         phrases = phrases[:MAX_PHRASES]
-        frequency = self.document_frequencies(["", *terms, *phrases])  # new counts in one query
-        kept, _ = self.informative(terms)
+        kept, frequency = self.informative(terms, phrases)
         if not kept and not phrases:
             return []
         total = max(frequency[""], 1)
