@@ -190,11 +190,16 @@ def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: An
         reasons.extend(f"Covers the {policy} your error names" for policy in policies)
     if moved & {"service_guide", "entity_guide"}:
         reasons.append(f"From the {section.article.guide.title}, which documents what your error names")
-    if moved & {"heading_coverage", "heading_rarity"}:
+    if moved & {"heading_coverage", "heading_rarity", "heading_precision"}:
         title_words = set(tokens(section.title))
         matched_title = [t for t in query.terms if len(t) > 2 and t in title_words]
         if matched_title:
             reasons.append(f"Its heading matches: {' '.join(matched_title[:6])}")
+    if "article_precision" in moved and section.level > 1:
+        article_words = set(tokens(section.article.title))
+        matched_article = [t for t in query.terms if len(t) > 2 and t in article_words]
+        if matched_article:
+            reasons.append(f"Its article's title matches: {' '.join(matched_article[:6])}")
     if moved & {"semantic", "semantic_rank"}:
         reasons.append("Close in meaning to your message")
     if moved & {"troubleshooting_article", "troubleshooting_error"}:

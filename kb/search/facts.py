@@ -11,6 +11,7 @@ kb.search.semantic keeps its vectors.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from kb import cache as kb_cache
 from kb.models import Section, SectionEntity, is_troubleshooting
 
 from .entities import HEADING, LEAD
-from .query import tokens
+from .query import STOPWORDS, tokens
+
+Words = tuple[tuple[str, float], ...]  # (stem, its rarity among headings)
 
 
 @dataclass(slots=True)
@@ -39,6 +42,10 @@ class Facts:
     heading: frozenset[str] = frozenset()
     lead: frozenset[str] = frozenset()
     stems: frozenset[str] = frozenset()  # of its heading's words, to compare with the query's
+    # What its heading and its article's title are about: their content words, each with its
+    # rarity, so that ranking can tell how much of a heading the paste accounts for.
+    heading_words: Words = ()
+    article_words: Words = ()
 
 
 @dataclass
@@ -58,14 +65,30 @@ def stem(word: str) -> str:
     return word[:5]
 
 
+def content_stems(title: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in tokens(title) if len(w) > 2 and w not in STOPWORDS)
+
+
 def read_corpus() -> Corpus:
     """Two queries: the sections, and their entity rows."""
-    rows = Section.objects.values_list(
+    rows = list(Section.objects.values_list(
         "pk", "article_id", "article__guide__slug", "title", "kind", "level", "article__slug", "article__title"
-    ).order_by()
+    ).order_by())
+    # A heading word's rarity is its inverse frequency among headings: the words that tell
+    # one heading from another ("SAML" in a heading) weigh more than those many share ("access").
+    headings = Counter(word for row in rows for word in content_stems(row[3]))
+    rarity = {word: math.log(len(rows) / (1 + n)) for word, n in headings.items()}
+    weighed: dict[str, Words] = {}
+
+    def words(title: str) -> Words:
+        if title not in weighed:
+            weighed[title] = tuple((word, rarity.get(word, math.log(len(rows)))) for word in sorted(content_stems(title)))
+        return weighed[title]
+
     sections = {
         pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title),
-                  stems=frozenset(stem(w) for w in tokens(title)))
+                  stems=frozenset(stem(w) for w in tokens(title)), heading_words=words(title),
+                  article_words=words(article_title))
         for pk, article_id, guide, title, kind, level, slug, article_title in rows
     }
     about: dict[str, list[tuple[int, str]]] = defaultdict(list)

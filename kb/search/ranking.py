@@ -24,7 +24,7 @@ from pathlib import Path
 from . import semantic
 from .engines import get_engine
 from .entities import BODY, HEADING, LEAD, KINDS, split_camel
-from .facts import Facts, corpus, load_facts, stem
+from .facts import Facts, Words, corpus, load_facts, stem
 from .query import FUNCTION_WORDS, AnalysedQuery
 
 WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
@@ -38,11 +38,13 @@ HEAD_CANDIDATES = 8  # the first model's best, re-ordered by the head model
 KEYWORD_TERMS = 3
 SPECIFIC = ("action", "operation", "code")  # entity kinds that identify one error or call
 HEADING_COVERAGE_TERMS = 10
+UNMATCHED_RARITY = 30.0  # rarity of the heading words a paste leaves unmatched that counts in full
 
 FEATURES = (
     "lexical", "lexical_rank", "article_lexical", "semantic", "semantic_rank", "article_semantic", "question_semantic",
     "heading_semantic", "heading_semantic_rank",
     "heading_coverage", "heading_rarity", "heading_operation_words", "heading_code_words",
+    "heading_precision", "heading_unmatched", "article_precision", "article_unmatched",
     "troubleshooting_error", "troubleshooting_article", "top_level",
     *(f"kind_{kind}" for kind in KINDS if kind != "troubleshooting"),
     "names_entity_heading", "names_entity_lead", "names_entity_body", "contradicts_heading",
@@ -284,6 +286,10 @@ class SectionFeatures:
         put("heading_rarity", heading_rarity(self.rarity, f.stems))
         put("heading_operation_words", words_named(self.operation_words, f.stems))
         put("heading_code_words", words_named(self.code_words, f.stems))
+        put("heading_precision", precision(self.stems, f.heading_words))
+        put("heading_unmatched", unmatched(self.stems, f.heading_words))
+        put("article_precision", precision(self.stems, f.article_words))
+        put("article_unmatched", unmatched(self.stems, f.article_words))
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
@@ -410,6 +416,19 @@ def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> fl
         return 0.0
     shared = query_stems & heading_stems
     return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
+
+
+def precision(query_stems: set[str], words: Words) -> float:
+    """Share of a heading's rarity that the query's words account for: "Troubleshooting SAML
+    federation" shares "troubleshooting" with many pastes, but only one about SAML accounts for it."""
+    total = sum(rarity for _, rarity in words)
+    return sum(rarity for word, rarity in words if word in query_stems) / total if total else 0.0
+
+
+def unmatched(query_stems: set[str], words: Words) -> float:
+    """The rarity of a heading's words that the query lacks (up to UNMATCHED_RARITY, as a share of
+    it): a heading about something the paste never mentions is likely about something else."""
+    return min(sum(rarity for word, rarity in words if word not in query_stems), UNMATCHED_RARITY) / UNMATCHED_RARITY
 
 
 def call_names(query: AnalysedQuery) -> list[str]:

@@ -64,6 +64,15 @@ def test_every_section_has_its_facts_and_entities(guide):
     assert stats.article_share(-1) == 0.0
 
 
+def test_a_heading_word_is_rarer_the_fewer_headings_share_it(guide):
+    known = facts.load_facts([Section.objects.get(anchor="missing").pk]).popitem()[1]
+    rarity = dict(known.heading_words)
+    assert set(rarity) == {"key", "found"}  # content words only: "not" is a stopword
+    # "key" is in two of the three headings ("Troubleshooting keys", "Key not found"), "found" in one.
+    assert rarity["found"] > rarity["key"]
+    assert dict(known.article_words).keys() == {"troub", "key"}
+
+
 def test_the_corpus_is_read_once_until_an_import_changes_it(guide, reads):
     about_decrypt()
     about_decrypt()

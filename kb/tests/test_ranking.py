@@ -192,3 +192,21 @@ def test_a_heading_that_spells_out_the_pastes_code_or_call_in_words_is_marked(ro
     assert not any(row[spelled] for title, row in by_title.items() if title != "Key not found")
     by_title = features_of("User: arn:aws:iam::111122223333:user/dev is not authorized to perform: sts:SwitchRole on x")
     assert by_title["I can't switch to a role"][INDEX["heading_operation_words"]] == 1
+
+
+def test_a_heading_the_paste_accounts_for_outranks_one_about_something_it_never_mentions(roles):
+    by_title = features_of("An access denied error says no permissions boundary allows the action")
+    boundary, scp = by_title["Denied by a permissions boundary"], by_title["Denied by a service control policy"]
+    assert boundary[INDEX["heading_precision"]] > scp[INDEX["heading_precision"]]
+    assert boundary[INDEX["heading_unmatched"]] < scp[INDEX["heading_unmatched"]]
+    # Every section of the article shares its title, so the title's words count the same for each.
+    assert boundary[INDEX["article_precision"]] == scp[INDEX["article_precision"]]
+
+
+def test_rare_heading_words_weigh_more_than_common_ones():
+    words = (("saml", 6.0), ("troub", 1.0))
+    assert ranking.precision({"troub"}, words) == pytest.approx(1 / 7)
+    assert ranking.precision({"saml"}, words) == pytest.approx(6 / 7)
+    assert ranking.unmatched({"troub"}, words) == pytest.approx(6 / ranking.UNMATCHED_RARITY)
+    assert ranking.unmatched(set(), words * 10) == 1.0
+    assert ranking.precision({"saml"}, ()) == 0.0
