@@ -286,10 +286,10 @@ class SectionFeatures:
         put("heading_rarity", heading_rarity(self.rarity, f.stems))
         put("heading_operation_words", words_named(self.operation_words, f.stems))
         put("heading_code_words", words_named(self.code_words, f.stems))
-        put("heading_precision", precision(self.stems, f.heading_words))
-        put("heading_unmatched", unmatched(self.stems, f.heading_words))
-        put("article_precision", precision(self.stems, f.article_words))
-        put("article_unmatched", unmatched(self.stems, f.article_words))
+        for zone, words in (("heading", f.heading_words), ("article", f.article_words)):
+            share, lacking = heading_match(self.stems, words)
+            put(f"{zone}_precision", share)
+            put(f"{zone}_unmatched", lacking)
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
@@ -418,17 +418,19 @@ def heading_coverage(query_stems: set[str], heading_stems: frozenset[str]) -> fl
     return len(shared) / min(len(query_stems), HEADING_COVERAGE_TERMS)
 
 
-def precision(query_stems: set[str], words: Words) -> float:
-    """Share of a heading's rarity that the query's words account for: "Troubleshooting SAML
-    federation" shares "troubleshooting" with many pastes, but only one about SAML accounts for it."""
-    total = sum(rarity for _, rarity in words)
-    return sum(rarity for word, rarity in words if word in query_stems) / total if total else 0.0
-
-
-def unmatched(query_stems: set[str], words: Words) -> float:
-    """The rarity of a heading's words that the query lacks (up to UNMATCHED_RARITY, as a share of
-    it): a heading about something the paste never mentions is likely about something else."""
-    return min(sum(rarity for word, rarity in words if word not in query_stems), UNMATCHED_RARITY) / UNMATCHED_RARITY
+def heading_match(query_stems: set[str], words: Words) -> tuple[float, float]:
+    """How much of a heading the query accounts for: the share of its words' rarity that the
+    query's words carry, and the rarity of those it lacks (up to UNMATCHED_RARITY, as a share of it).
+    "Troubleshooting SAML federation" shares "troubleshooting" with many pastes, but only one
+    about SAML accounts for it; a heading about what the paste never mentions is about something else."""
+    matched = unmatched = 0.0
+    for word, rarity in words:
+        if word in query_stems:
+            matched += rarity
+        else:
+            unmatched += rarity
+    total = matched + unmatched
+    return (matched / total if total else 0.0), min(unmatched, UNMATCHED_RARITY) / UNMATCHED_RARITY
 
 
 def call_names(query: AnalysedQuery) -> list[str]:

@@ -205,8 +205,7 @@ def test_a_heading_the_paste_accounts_for_outranks_one_about_something_it_never_
 
 def test_rare_heading_words_weigh_more_than_common_ones():
     words = (("saml", 6.0), ("troub", 1.0))
-    assert ranking.precision({"troub"}, words) == pytest.approx(1 / 7)
-    assert ranking.precision({"saml"}, words) == pytest.approx(6 / 7)
-    assert ranking.unmatched({"troub"}, words) == pytest.approx(6 / ranking.UNMATCHED_RARITY)
-    assert ranking.unmatched(set(), words * 10) == 1.0
-    assert ranking.precision({"saml"}, ()) == 0.0
+    assert ranking.heading_match({"troub"}, words) == pytest.approx((1 / 7, 6 / ranking.UNMATCHED_RARITY))
+    assert ranking.heading_match({"saml"}, words) == pytest.approx((6 / 7, 1 / ranking.UNMATCHED_RARITY))
+    assert ranking.heading_match(set(), words * 10) == (0.0, 1.0)
+    assert ranking.heading_match({"saml"}, ()) == (0.0, 0.0)
