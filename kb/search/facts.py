@@ -76,8 +76,9 @@ def read_corpus() -> Corpus:
     ).order_by())
     # A heading word's rarity is its inverse frequency among headings: the words that tell
     # one heading from another ("SAML" in a heading) weigh more than those many share ("access").
+    # A word in (almost) every heading of a small guide tells nothing, and weighs nothing.
     headings = Counter(word for row in rows for word in content_stems(row[3]))
-    rarity = {word: math.log(len(rows) / (1 + n)) for word, n in headings.items()}
+    rarity = {word: max(0.0, math.log(len(rows) / (1 + n))) for word, n in headings.items()}
     weighed: dict[str, Words] = {}
 
     def words(title: str) -> Words:

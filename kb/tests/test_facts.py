@@ -95,3 +95,9 @@ def test_without_the_shared_cache_an_import_still_reaches_ranking(guide, reads, 
 
     assert about_decrypt() == []
     assert facts.load_facts([denied])[denied].title == "I am not authorized to perform kms:Encrypt"
+
+
+def test_a_word_in_every_heading_weighs_nothing(db, write_guide):
+    import_content([write_guide("one", {"keys.md": "# Keys<a name=\"keys\"></a>\n\nAbout keys.\n"})])
+    known = facts.load_facts([Section.objects.get(anchor="keys").pk]).popitem()[1]
+    assert known.heading_words == (("key", 0.0),)
