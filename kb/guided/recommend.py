@@ -170,6 +170,12 @@ def _named(analysis: ErrorAnalysis, zones: dict[str, str], where: tuple[str, ...
     return found
 
 
+def _matches(query: AnalysedQuery, title: str) -> str:
+    """The query's words (up to six) that the title contains, as a reason line shows them."""
+    words = set(tokens(title))
+    return " ".join([t for t in query.terms if len(t) > 2 and t in words][:6])
+
+
 def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: AnalysedQuery, activity: Activity,
          service: str, votes: int) -> list[str]:
     section = result.section
@@ -190,16 +196,11 @@ def _why(result: Result, facts: Facts | None, analysis: ErrorAnalysis, query: An
         reasons.extend(f"Covers the {policy} your error names" for policy in policies)
     if moved & {"service_guide", "entity_guide"}:
         reasons.append(f"From the {section.article.guide.title}, which documents what your error names")
-    if moved & {"heading_coverage", "heading_rarity", "heading_precision"}:
-        title_words = set(tokens(section.title))
-        matched_title = [t for t in query.terms if len(t) > 2 and t in title_words]
-        if matched_title:
-            reasons.append(f"Its heading matches: {' '.join(matched_title[:6])}")
-    if "article_precision" in moved and section.level > 1:
-        article_words = set(tokens(section.article.title))
-        matched_article = [t for t in query.terms if len(t) > 2 and t in article_words]
-        if matched_article:
-            reasons.append(f"Its article's title matches: {' '.join(matched_article[:6])}")
+    if moved & {"heading_coverage", "heading_rarity", "heading_precision"} and (words := _matches(query, section.title)):
+        reasons.append(f"Its heading matches: {words}")
+    # A top-level section's heading is its article's title: the line above says it.
+    if "article_precision" in moved and section.level > 1 and (words := _matches(query, section.article.title)):
+        reasons.append(f"Its article's title matches: {words}")
     if moved & {"semantic", "semantic_rank"}:
         reasons.append("Close in meaning to your message")
     if moved & {"troubleshooting_article", "troubleshooting_error"}:

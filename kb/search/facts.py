@@ -77,19 +77,16 @@ def read_corpus() -> Corpus:
     # A heading word's rarity is its inverse frequency among headings: the words that tell
     # one heading from another ("SAML" in a heading) weigh more than those many share ("access").
     # A word in (almost) every heading of a small guide tells nothing, and weighs nothing.
-    headings = Counter(word for row in rows for word in content_stems(row[3]))
+    content = {title: content_stems(title) for row in rows for title in (row[3], row[7])}
+    headings = Counter(word for row in rows for word in content[row[3]])
     rarity = {word: max(0.0, math.log(len(rows) / (1 + n))) for word, n in headings.items()}
-    weighed: dict[str, Words] = {}
-
-    def words(title: str) -> Words:
-        if title not in weighed:
-            weighed[title] = tuple((word, rarity.get(word, math.log(len(rows)))) for word in sorted(content_stems(title)))
-        return weighed[title]
-
+    # Sections of an article share its title's words, and sections titled alike their heading's.
+    words = {title: tuple((word, rarity.get(word, math.log(len(rows)))) for word in sorted(stems))
+             for title, stems in content.items()}
     sections = {
         pk: Facts(pk, article_id, guide, title, kind, level, is_troubleshooting(slug, article_title),
-                  stems=frozenset(stem(w) for w in tokens(title)), heading_words=words(title),
-                  article_words=words(article_title))
+                  stems=frozenset(stem(w) for w in tokens(title)), heading_words=words[title],
+                  article_words=words[article_title])
         for pk, article_id, guide, title, kind, level, slug, article_title in rows
     }
     about: dict[str, list[tuple[int, str]]] = defaultdict(list)

@@ -209,3 +209,19 @@ def test_rare_heading_words_weigh_more_than_common_ones():
     assert ranking.heading_match({"saml"}, words) == pytest.approx((6 / 7, 1 / ranking.UNMATCHED_RARITY))
     assert ranking.heading_match(set(), words * 10) == (0.0, 1.0)
     assert ranking.heading_match({"saml"}, ()) == (0.0, 0.0)
+
+
+def test_a_subsection_moved_by_its_articles_title_says_so_only_then(roles):
+    # A ranker that weighs only the article title's match: its reason line shows for the
+    # subsections it moved, and not when the same ranker gives that feature no weight.
+    def ranker(weight: float) -> Ranker:
+        weights = tuple(weight if name == "article_precision" else 0.0 for name in FEATURES)
+        cascade = Cascade(Model(FEATURES, weights), Model(HEAD_FEATURES, (*weights, 1.0)))
+        return Ranker(cascade, cascade)
+
+    with ranking.using(ranker(1.0)):
+        items = recommend(ASSUME_DENIAL).items
+    subsections = [item for item in items if item.section.level > 1]
+    assert subsections and all("Its article's title matches: role" in item.why for item in subsections)
+    with ranking.using(ranker(0.0)):
+        assert not any("article's title" in reason for item in recommend(ASSUME_DENIAL).items for reason in item.why)

@@ -8,6 +8,7 @@ changed. `search()` takes analysed terms (never raw text) and returns ranked can
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -73,7 +74,7 @@ class SearchEngine:
             known.update(counted)
         return known
 
-    def informative(self, terms: list[str], phrases: list[str] = ()) -> tuple[list[str], dict[str, int]]:
+    def informative(self, terms: list[str], phrases: Sequence[str] = ()) -> tuple[list[str], dict[str, int]]:
         """The terms worth matching, in query order, and every frequency looked up (the
         phrases' too, counted in the same query).
 
