@@ -274,6 +274,8 @@ class SectionFeatures:
         self.operation_words = [name_stems(name) for name in call_names(query)]
         self.code_words = [name_stems(c) for c in query.codes]
         self.policies = {f"policy:{p}" for p in query.entities.policy_types}
+        self.by_guide: dict[str, list[tuple[str, float]]] = {}
+        self.by_article: dict[int, list[tuple[str, float]]] = {}
 
     def row(self, f: Facts) -> list[float]:
         """A feature vector with these features set (the others 0)."""
@@ -286,10 +288,9 @@ class SectionFeatures:
         put("heading_rarity", heading_rarity(self.rarity, f.stems))
         put("heading_operation_words", words_named(self.operation_words, f.stems))
         put("heading_code_words", words_named(self.code_words, f.stems))
-        for zone, words in (("heading", f.heading_words), ("article", f.article_words)):
-            share, lacking = heading_match(self.stems, words)
-            put(f"{zone}_precision", share)
-            put(f"{zone}_unmatched", lacking)
+        share, lacking = heading_match(self.stems, f.heading_words)
+        put("heading_precision", share)
+        put("heading_unmatched", lacking)
         put("troubleshooting_error", query.is_error and f.kind == "troubleshooting")
         put("troubleshooting_article", query.is_error and f.troubleshooting)
         put("top_level", f.level == 1)
@@ -310,12 +311,27 @@ class SectionFeatures:
             put("policy_heading", bool(self.policies & f.heading))
             put("policy_contradiction", _contradicts("policy", query.entities.policy_types, f.heading | f.lead))
             put("policy_contradiction_heading", _contradicts("policy", query.entities.policy_types, f.heading))
-        put("service_guide", stats.service_share(f.guide))
-        put("service_elsewhere", bool(query.entities.services) and stats.service_share(f.guide) == 0)
-        put("entity_guide", stats.entity_share(f.guide))
-        put("entity_article", stats.article_share(f.article_id))
+        for name, value in self.of_guide(f.guide) + self.of_article(f):
+            put(name, value)
         put("entity_candidate", f.section_id in self.entity_ids)
         return row
+
+    def of_guide(self, guide: str) -> list[tuple[str, float]]:
+        """The features every candidate of a guide shares, worked out once per query."""
+        if guide not in self.by_guide:
+            share = self.stats.service_share(guide)
+            self.by_guide[guide] = [("service_guide", share),
+                                    ("service_elsewhere", bool(self.query.entities.services) and not share),
+                                    ("entity_guide", self.stats.entity_share(guide))]
+        return self.by_guide[guide]
+
+    def of_article(self, f: Facts) -> list[tuple[str, float]]:
+        """The features every candidate of an article shares, worked out once per query."""
+        if f.article_id not in self.by_article:
+            share, lacking = heading_match(self.stems, f.article_words)
+            self.by_article[f.article_id] = [("article_precision", share), ("article_unmatched", lacking),
+                                             ("entity_article", self.stats.article_share(f.article_id))]
+        return self.by_article[f.article_id]
 
 
 def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:

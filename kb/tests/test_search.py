@@ -23,6 +23,7 @@ from kb.importer import import_content
 from kb.models import SearchLog, Section
 from kb.search import search
 from kb.search.engines import ENGINES, get_engine, postgresql, sqlite
+from kb.search.snippets import highlight
 from kb.tests.test_pages import assert_no_inline_code
 
 TROUBLESHOOT = """\
@@ -333,6 +334,21 @@ def test_html_in_content_and_query_is_escaped_and_only_mark_is_markup(client, gu
     # Escape-then-mark loses nothing: without the marks, the snippet unescapes to the section text.
     plain = html.unescape(re.sub(r"</?mark>", "", scripts["snippet"])).strip("… ")
     assert plain in Section.objects.get(anchor="scripts").text
+
+
+def test_a_snippet_is_the_passage_with_the_most_query_words_each_marked():
+    passage = "Check the bucket policy and the KMS key policy of the bucket's default encryption."
+    text = "A bucket stores objects. " + "Unrelated words about regions. " * 40 + passage + " More text." * 20
+    snippet = str(highlight(text, ["bucket", "kms", "encryption"]))
+    assert snippet.startswith("… ") and "stores objects" not in snippet, "the passage naming every word, not the first mention"
+    assert snippet.count("<mark>") == 4
+    assert "<mark>KMS</mark>" in snippet and "<mark>encryption</mark>" in snippet
+    assert html.unescape(re.sub(r"</?mark>", "", snippet)).strip("… ") in text
+
+    # A huge reference table is only read for its passage near the start.
+    table = "| Name | Value |\n" + "| bucket | yes |\n" * 20_000
+    snippet = str(highlight(table, ["bucket"]))
+    assert snippet.count("<mark>bucket</mark>") >= 5 and len(snippet) < 1_000
 
 
 # Hostile queries
