@@ -14,6 +14,7 @@ PLAIN_LENGTH = 240  # characters shown when nothing matches
 # The window is looked for in a section's first characters: a reference table of 100,000
 # characters took 15 ms to scan for a paste's terms, a page of results with it 20 ms.
 SCAN_CHARS = 20_000
+WORD_CHARS = 40  # past the window, a snippet runs on to the end of its last word if it ends this soon
 
 
 def _stem(term: str) -> str:
@@ -52,8 +53,9 @@ def highlight(text: str, terms: list[str], *, window: int = WINDOW) -> SafeStrin
     begin = max(0, start - LEAD)
     space = text.find(" ", begin, start)
     begin = space + 1 if begin and space >= 0 else begin  # start at a word
-    end = text.find(" ", begin + window)
-    end = len(text) if end < 0 else end
+    # End at a word, unless none ends soon (a key, a blob of base64): the snippet stays a snippet.
+    end = text.find(" ", begin + window, begin + window + WORD_CHARS)
+    end = min(len(text), begin + window) if end < 0 else end
     pieces = ["… " if begin > 0 else ""]
     cursor = begin
     for hit_start, hit_end in _matches(matcher, text, begin, end):

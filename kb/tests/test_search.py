@@ -349,6 +349,10 @@ def test_a_snippet_is_the_passage_with_the_most_query_words_each_marked():
     table = "| Name | Value |\n" + "| bucket | yes |\n" * 20_000
     snippet = str(highlight(table, ["bucket"]))
     assert snippet.count("<mark>bucket</mark>") >= 5 and len(snippet) < 1_000
+    # So is a section that is one long unbroken string after its match.
+    blob = "Error: bucket " + "QUJD" * 5_000
+    snippet = str(highlight(blob, ["bucket"]))
+    assert "<mark>bucket</mark>" in snippet and len(snippet) < 400 and snippet.endswith(" …")
 
 
 # Hostile queries
