@@ -345,7 +345,11 @@ def test_a_snippet_is_the_passage_with_the_most_query_words_each_marked():
     assert "<mark>KMS</mark>" in snippet and "<mark>encryption</mark>" in snippet
     assert html.unescape(re.sub(r"</?mark>", "", snippet)).strip("… ") in text
 
-    # A huge reference table is only read for its passage near the start.
+    # A word's match starts where the word does, even at the passage's first character.
+    snippet = str(highlight("x" * 50 + "policy" + "-" * 24 + "policy", ["policy"]))
+    assert snippet.count("<mark>") == 1 and snippet.endswith("-<mark>policy</mark>")
+
+    # A huge reference table still gets a short snippet with its words marked.
     table = "| Name | Value |\n" + "| bucket | yes |\n" * 20_000
     snippet = str(highlight(table, ["bucket"]))
     assert snippet.count("<mark>bucket</mark>") >= 5 and len(snippet) < 1_000
