@@ -78,7 +78,8 @@ def test_fit_learns_which_feature_tells_the_answer_apart():
     assert all(training.ranked_keys(d, cascade)[0] == d.keys[1] for d in data)
 
 
-def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypatch):
+@pytest.mark.parametrize("seed", [None, 3])
+def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypatch, seed):
     data = [featurised(f"c{i}", [0, 2], [0.1, 0.9]) for i in range(10)]
     fitted_on = []
     real_fit = training.fit_cascade
@@ -88,11 +89,24 @@ def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypat
         return real_fit(training_data, **kwargs)
 
     monkeypatch.setattr(training, "fit_cascade", spy)
-    ranked = training.cross_validate(data)
+    ranked = training.cross_validate(data, seed=seed)
     assert set(ranked) == {d.case.id for d in data}
-    for fold, seen in zip(training.folds(data), fitted_on):
+    for fold, seen in zip(training.folds(data, seed=seed), fitted_on):
         assert not seen & {d.case.id for d in fold}
         assert len(seen) == len(data) - len(fold)
+
+
+def test_a_seed_shuffles_the_split_reproducibly():
+    data = [featurised(f"c{i:02}", [0, 2], [0.1, 0.9]) for i in range(20)]
+
+    def ids(parts):
+        return [sorted(d.case.id for d in part) for part in parts]
+
+    shuffled = ids(training.folds(data, seed=1))
+    assert sorted(i for part in shuffled for i in part) == sorted(d.case.id for d in data)
+    assert shuffled == ids(training.folds(data, seed=1))
+    assert shuffled != ids(training.folds(data))
+    assert shuffled != ids(training.folds(data, seed=2))
 
 
 def test_without_semantic_keeps_what_full_text_found_and_zeroes_the_rest():
