@@ -106,7 +106,7 @@ def spread(cases, runs: list[dict]) -> None:
     from kb.search.training import metrics
 
     figures = [metrics(cases, run) for run in runs]
-    print(f"search, 5-fold cross-validated over {len(runs)} random splits: mean (min-max)")
+    print(f"search, 5-fold cross-validated over {len(runs)} shuffled splits: mean (min-max)")
     for name in figures[0]:
         values = [f[name] for f in figures]
         digits = 0 if name == "unjudged@3" else 3
@@ -157,8 +157,6 @@ def main() -> None:
         if label:
             os.environ["KB_SEMANTIC"] = "0"  # as without the model package
         shipped_search = run_search(cases)
-        if not label:
-            unjudged = shipped_search
         rows.append((f"search, shipped weights{label}", shipped_search, True))
         rows.append((f"recommend, shipped weights{label}", run_recommend(cases), True))
         crossed_search, crossed_recommend = {}, {}
@@ -169,9 +167,9 @@ def main() -> None:
                 crossed_search.update(run_search(held))
                 crossed_recommend.update(run_recommend(held))
         rows.append((f"search, 5-fold cross-validated{label}", crossed_search, True))
-        if not label:
-            first_split = crossed_search
         rows.append((f"recommend, 5-fold cross-validated{label}", crossed_recommend, True))
+        if not label:
+            unjudged, crossed_by_id = shipped_search, crossed_search
     os.environ.pop("KB_SEMANTIC", None)
     print(f"candidate recall {training.candidate_recall(data):.3f} (target {RECALL_TARGET}); "
           f"without the semantic stage {training.candidate_recall(training.without_semantic(data)):.3f}")
@@ -182,7 +180,7 @@ def main() -> None:
         print(line(name, figures, targets=judged))
 
     if args.splits:
-        if training.metrics(cases, training.cross_validate(data)) != training.metrics(cases, first_split):
+        if training.metrics(cases, training.cross_validate(data)) != training.metrics(cases, crossed_by_id):
             print("WARNING: ranking the feature rows differs from the real code: the splits below are not its figures")
         spread(cases, [training.cross_validate(data, seed=seed) for seed in range(args.splits)])
 
