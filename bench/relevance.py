@@ -5,13 +5,14 @@ Usage: python bench/relevance.py [--db PATH | --postgres URL] [--skip-import] [-
 Imports ../shared/corpus (text, entities and embeddings) into a fresh database (or the one
 given), then scores over the 120 cases, top 10 each: search and recommend with the shipped
 weights, and both again 5-fold cross-validated by case (each case ranked through the real
-search and recommend code by weights fitted without it); all of it again without the semantic stage (as
-without its package); the plain FTS5 OR baseline beside them; candidate recall; and the
-sections nobody judged that the shipped search puts in a top 3. Figures are computed by kb.search.training.metrics and checked against score.py.
+search and recommend code by a ranker, query adapter and weights, trained without it); all of
+it again without the semantic stage (as without its package); the plain FTS5 OR baseline
+beside them; candidate recall (with each case's fold's adapter); and the sections nobody
+judged that the shipped search puts in a top 3. Figures are computed by kb.search.training.metrics and checked against score.py.
 
 One split of 120 cases into folds moves a figure by a few cases, so the cross-validated
 search is also run over N more splits, shuffled (mean and range): ranked from the candidates'
-feature rows, which give the real code's order (checked on the first split).
+feature rows (training.cross_validate), which give the real code's order (checked on the first split).
 """
 
 from __future__ import annotations
@@ -150,10 +151,10 @@ def main() -> None:
     cases = training.load_judged(EVAL / "errors-dev.jsonl", EVAL / "qrels-dev.jsonl")
 
     rows = [("plain FTS5 OR baseline", baseline(cases), False)]
-    data = training.featurise(cases)
-    parts = training.folds(data)
-    modes = [("", data)] if not semantic.available() else [("", data), (" (no semantic)", None)]
-    for label, _ in modes:
+    adapters = training.Adapters(cases)
+    parts = training.folds(cases)
+    held_data = []  # each case's candidates with its fold's query adapter: the recall a new paste gets
+    for label in ["", " (no semantic)"] if semantic.available() else [""]:
         if label:
             os.environ["KB_SEMANTIC"] = "0"  # as without the model package
         shipped_search = run_search(cases)
@@ -161,18 +162,19 @@ def main() -> None:
         rows.append((f"recommend, shipped weights{label}", run_recommend(cases), True))
         crossed_search, crossed_recommend = {}, {}
         for i, held_out in enumerate(parts):
-            fitted = training.fit_ranker([d for j, part in enumerate(parts) if j != i for d in part])
-            held = [d.case for d in held_out]
+            fitted = training.train([c for j, part in enumerate(parts) if j != i for c in part], adapters=adapters)
             with ranking.using(fitted):
-                crossed_search.update(run_search(held))
-                crossed_recommend.update(run_recommend(held))
+                crossed_search.update(run_search(held_out))
+                crossed_recommend.update(run_recommend(held_out))
+            if not label:
+                held_data += training.featurise(held_out, dict.fromkeys((c.id for c in held_out), fitted.adapter))
         rows.append((f"search, 5-fold cross-validated{label}", crossed_search, True))
         rows.append((f"recommend, 5-fold cross-validated{label}", crossed_recommend, True))
         if not label:
             unjudged, crossed_by_id = shipped_search, crossed_search
     os.environ.pop("KB_SEMANTIC", None)
-    print(f"candidate recall {training.candidate_recall(data):.3f} (target {RECALL_TARGET}); "
-          f"without the semantic stage {training.candidate_recall(training.without_semantic(data)):.3f}")
+    print(f"candidate recall {training.candidate_recall(held_data):.3f} (target {RECALL_TARGET}; query adapter "
+          f"cross-validated); without the semantic stage {training.candidate_recall(training.without_semantic(held_data)):.3f}")
 
     for name, run, judged in rows:
         figures = training.metrics(cases, run)
@@ -180,9 +182,9 @@ def main() -> None:
         print(line(name, figures, targets=judged))
 
     if args.splits:
-        if training.metrics(cases, training.cross_validate(data)) != training.metrics(cases, crossed_by_id):
+        if training.metrics(cases, training.cross_validate(cases, adapters=adapters)) != training.metrics(cases, crossed_by_id):
             print("WARNING: ranking the feature rows differs from the real code: the splits below are not its figures")
-        spread(cases, [training.cross_validate(data, seed=seed) for seed in range(args.splits)])
+        spread(cases, [training.cross_validate(cases, seed=seed, adapters=adapters) for seed in range(args.splits)])
 
     if not args.quiet:
         print("\nunjudged sections in the shipped search's top 3 (they count as 0):")

@@ -12,11 +12,12 @@ reasons shown to a person are read off each feature's contribution (kb.guided.re
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from operator import mul
 from pathlib import Path
@@ -26,6 +27,8 @@ from .engines import get_engine
 from .entities import BODY, HEADING, LEAD, KINDS, split_camel
 from .facts import Facts, Words, corpus, load_facts, stem
 from .query import FUNCTION_WORDS, AnalysedQuery
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = Path(__file__).with_name("ranker.json")
 LEXICAL_CANDIDATES = 200
@@ -151,11 +154,14 @@ def first_order(scores: list[float], ties) -> tuple[list[int], list[int]]:
 @dataclass(frozen=True)
 class Ranker:
     """The two fitted cascades ranker.json holds: one for when the semantic stage runs, one
-    fitted without its features for when it cannot (model package absent, sections not yet embedded)."""
+    fitted without its features for when it cannot (model package absent, sections not yet
+    embedded); and the adapter fitted with them that moves a query's vector before the
+    semantic stage compares it (in a file of its own beside ranker.json)."""
 
     semantic: Cascade
     lexical: Cascade
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    adapter: semantic.QueryAdapter | None = field(default=None, compare=False, hash=False)
 
     def cascade(self, semantic: bool) -> Cascade:
         return self.semantic if semantic else self.lexical
@@ -171,11 +177,34 @@ class Ranker:
         meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical")}
         return cls(Cascade.from_json(data["semantic"]), lexical, meta)
 
+    def save(self, path: Path) -> None:
+        """Write the weights to `path` and the adapter beside it, named in the weights with its model."""
+        data = self.to_json()
+        data.pop("adapter", None)
+        if self.adapter is not None:
+            matrix = path.with_name(f"{path.stem}-adapter.npy")
+            self.adapter.save(matrix)
+            data["adapter"] = {"file": matrix.name, "model": semantic.MODEL_ID}
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "Ranker":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ranker = cls.from_json(data)
+        about = data.get("adapter")
+        if not about:
+            return ranker
+        if about.get("model") != semantic.MODEL_ID:
+            # Fitted on another model's vectors: it would move queries anywhere.
+            logger.warning("the query adapter was fitted for %s, not %s: not used", about.get("model"), semantic.MODEL_ID)
+            return ranker
+        return replace(ranker, adapter=semantic.QueryAdapter.load(path.with_name(about["file"])))
+
 
 @cache
 def shipped_ranker() -> Ranker:
     """The weights in ranker.json (loaded once per process, at start-up by KbConfig.ready)."""
-    return Ranker.from_json(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
+    return Ranker.load(WEIGHTS_FILE)
 
 
 _override: list[Ranker] = []
@@ -200,11 +229,12 @@ def specific_values(query: AnalysedQuery) -> set[str]:
     return {f"{kind}:{value}" for kind in SPECIFIC for value in by_kind[kind]}
 
 
-def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True) -> tuple[list[Scored], bool]:
+def candidates(query: AnalysedQuery, *, guide: str = "", use_semantic: bool = True,
+               adapter: semantic.QueryAdapter | None = None) -> tuple[list[Scored], bool]:
     """Every candidate section for the query, with its feature vector (unscored, unordered),
     and whether the semantic stage ran (its features are all 0 when it did not)."""
     use_semantic = use_semantic and (query.is_error or len(query.terms) > KEYWORD_TERMS)
-    vector = semantic.embed_query(query.cleaned) if use_semantic else None
+    vector = semantic.embed_query(query.cleaned, adapter) if use_semantic else None
     lexical = get_engine().search(query.terms, query.phrases, guide=guide, limit=LEXICAL_CANDIDATES)
     specific = specific_values(query)
     by_entity = entity_lookup(specific, guide=guide)
@@ -336,8 +366,9 @@ class SectionFeatures:
 
 def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
     """Candidates scored by the cascade that fits the stages that ran, best first."""
-    scored, semantic_ran = candidates(query, guide=guide)
-    ordered = current_ranker().cascade(semantic_ran).order([s.features for s in scored],
+    ranker = current_ranker()
+    scored, semantic_ran = candidates(query, guide=guide, adapter=ranker.adapter)
+    ordered = ranker.cascade(semantic_ran).order([s.features for s in scored],
                                                            [s.section_id for s in scored])
     for i, score, contributions in ordered:
         scored[i].score, scored[i].contributions = score, contributions

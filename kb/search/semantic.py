@@ -224,11 +224,13 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="kb-embed")
 
 
-def _embed(model: Encoder, text: str, index: Index, ready: Future) -> np.ndarray:
+def _embed(model: Encoder, text: str, index: Index, ready: Future, adapter: QueryAdapter | None) -> np.ndarray:
     """In a pool thread: embed the query, hand the vector over, then compare it with every
     section's vector (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
     try:
         vector = model.embed([text], QUERY_TOKENS)[0]
+        if adapter is not None:
+            vector = adapter(vector)
     except BaseException as error:
         ready.set_exception(error)
         raise
@@ -273,13 +275,49 @@ class QueryVector:
                 for sid in section_ids if sid in index.rows}
 
 
-def embed_query(text: str) -> QueryVector | None:
-    """Start embedding a query; None without the model or text."""
+def embed_query(text: str, adapter: QueryAdapter | None = None) -> QueryVector | None:
+    """Start embedding a query (its vector moved by `adapter`); None without the model or text."""
     model = encoder() if text.strip() and available() else None
     if model is None:
         return None
     # The vectors are read here, on the caller's database connection (pool threads have none).
     index, vector = load_index(), Future()
-    similarity = _pool().submit(_embed, model, text, index, vector)
+    similarity = _pool().submit(_embed, model, text, index, vector, adapter)
     similarity.add_done_callback(lambda done: done.cancelled() and vector.cancel())  # never left waiting
     return QueryVector(index, vector, similarity)
+
+
+def query_vectors(texts: list[str]) -> np.ndarray | None:
+    """The queries' vectors as the search embeds them (one at a time, before any adapter);
+    None without the model."""
+    model = encoder() if available() else None
+    if model is None:
+        return None
+    return np.vstack([model.embed([text], QUERY_TOKENS) for text in texts]).reshape(len(texts), DIMENSIONS)
+
+
+class QueryAdapter:
+    """A linear correction of a query's vector, fitted on judged cases (kb.search.training).
+
+    The model learned from pairs of sentences; a pasted error (codes, ARNs, a stack trace)
+    lands far from the section that fixes it. The vector plus its product with `matrix`,
+    renormalised, moves it toward the sections that answered pastes like it.
+    """
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.asarray(matrix, dtype=np.float32)
+        if self.matrix.shape != (DIMENSIONS, DIMENSIONS):
+            raise ValueError(f"a query adapter is {DIMENSIONS} x {DIMENSIONS}, not {self.matrix.shape}")
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        moved = vectors + vectors @ self.matrix
+        norm = np.linalg.norm(moved, axis=-1, keepdims=True)
+        return (moved / np.clip(norm, 1e-12, None)).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as out:
+            np.save(out, self.matrix, allow_pickle=False)
+
+    @classmethod
+    def load(cls, path: Path) -> "QueryAdapter":
+        return cls(np.load(path, allow_pickle=False))

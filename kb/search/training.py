@@ -5,7 +5,9 @@ come from evaluation files (../shared/eval's format) and from the help desk's ow
 a case resolved with a section, "This fixed it" and "Not this" votes. Each of the cascade's
 two models is a pairwise logistic regression (each better-graded candidate should outscore
 each worse one), fitted with numpy: the first on all candidates, the head on the first's
-best few; `cross_validate()` ranks every case with weights fitted without it.
+best few; `cross_validate()` ranks every case with weights fitted without it. A query
+adapter (kb.search.semantic.QueryAdapter), fitted on the same cases, moves a paste's vector
+toward the sections that answered pastes like it before the semantic stage compares it.
 """
 
 from __future__ import annotations
@@ -13,25 +15,34 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from kb.models import Case, Feedback, Section
 
+from . import semantic
 from .query import analyse
 from .ranking import (
     FEATURES, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, Scored, candidates,
     first_order,
 )
 from .results import limit_per_article
+from .semantic import QueryAdapter
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
+T = TypeVar("T")
 L2 = 0.3
 STEPS = 600
 FOLDS = 5
+# The query adapter's fit (fit_adapter): chosen by nested cross-validation on the shared cases.
+ADAPTER_L2 = 0.03
+ADAPTER_STEPS = 50
+ADAPTER_RATE = 1e-3
+TEMPERATURE = 20.0  # sharpens the softmax over cosine similarities
 
 
 @dataclass
@@ -92,11 +103,12 @@ def desk_judged() -> list[Judged]:
     return [case for case in judged.values() if any(g == 2 for g in case.grades.values())]
 
 
-def featurise(cases: Iterable[Judged]) -> list[Featurised]:
-    """Each case's candidates and their feature rows, as ranking sees them now."""
+def featurise(cases: Iterable[Judged], adapters: Mapping[str, QueryAdapter | None] | None = None) -> list[Featurised]:
+    """Each case's candidates and their feature rows, as ranking sees them with the case's
+    query adapter (none when `adapters` has none for it)."""
     out = []
     for case in cases:
-        scored, _ = candidates(analyse(case.text))
+        scored, _ = candidates(analyse(case.text), adapter=(adapters or {}).get(case.id))
         matrix = np.array([s.features for s in scored], dtype=float).reshape(len(scored), len(FEATURES))
         out.append(Featurised(case, section_keys(scored), matrix))
     return out
@@ -165,6 +177,76 @@ def fit_ranker(data: list[Featurised], *, l2: float = L2) -> Ranker:
     return Ranker(fit_cascade(data, l2=l2), fit_cascade(without_semantic(data), l2=l2))
 
 
+def train(cases: list[Judged], *, l2: float = L2, adapters: Adapters | None = None) -> Ranker:
+    """The ranker fitted on `cases`: the query adapter on all of them, and the cascades on
+    feature rows whose similarities come from adapters fitted without the case's fold, as a
+    new paste gets them (an adapter that saw the case would make similarity look surer than it is)."""
+    adapters = adapters or Adapters(cases)
+    data = featurise(cases, adapters.cross_fitted(cases))
+    return replace(fit_ranker(data, l2=l2), adapter=adapters.fit(cases))
+
+
+def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, *,
+                l2: float = ADAPTER_L2, steps: int = ADAPTER_STEPS) -> QueryAdapter:
+    """The query adapter under which each query's answers (rows of `sections`) take the most
+    of a softmax over every section: the other sections are the negatives. Adam on the
+    smooth loss, from the identity; few steps and an L2 pull keep it near the model."""
+    matrix = np.zeros((vectors.shape[1], vectors.shape[1]))
+    answer = np.zeros((len(vectors), len(sections)), dtype=bool)
+    for row, rows in enumerate(answers):
+        answer[row, rows] = True
+    first, second = np.zeros_like(matrix), np.zeros_like(matrix)
+    for step in range(1, steps + 1):
+        moved = vectors + vectors @ matrix
+        norm = np.linalg.norm(moved, axis=1, keepdims=True)
+        unit = moved / norm
+        logits = TEMPERATURE * unit @ sections.T
+        weight = np.exp(logits - logits.max(axis=1, keepdims=True))
+        on_answers = np.where(answer, weight, 0.0)
+        slope = (weight / weight.sum(axis=1, keepdims=True)
+                 - on_answers / on_answers.sum(axis=1, keepdims=True)) / len(vectors)
+        toward = TEMPERATURE * slope @ sections
+        gradient = vectors.T @ ((toward - unit * (unit * toward).sum(axis=1, keepdims=True)) / norm) + 2 * l2 * matrix
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient ** 2
+        matrix -= ADAPTER_RATE * (first / (1 - 0.9 ** step)) / (np.sqrt(second / (1 - 0.999 ** step)) + 1e-8)
+    return QueryAdapter(matrix)
+
+
+class Adapters:
+    """Fitting query adapters on judged cases, with what it needs worked out once: each
+    case's query vector and the rows of its grade-2 sections in the semantic index."""
+
+    def __init__(self, cases: list[Judged]) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+        self.answers: dict[str, list[int]] = {}
+        vectors = semantic.query_vectors([analyse(case.text).cleaned for case in cases]) if cases else None
+        if vectors is None:
+            return
+        index = semantic.load_index()
+        self.sections = index.matrix
+        rows = {(g, a, anchor): index.rows[pk] for pk, g, a, anchor in Section.objects.values_list(
+            "pk", "article__guide__slug", "article__slug", "anchor") if pk in index.rows}
+        for case, vector in zip(cases, vectors):
+            answers = [rows[key] for key, grade in case.grades.items() if grade == 2 and key in rows]
+            if answers:
+                self.vectors[case.id], self.answers[case.id] = vector, answers
+
+    def fit(self, cases: list[Judged]) -> QueryAdapter | None:
+        """An adapter fitted on the cases with an embedded answer; None without any (or without the model)."""
+        ids = [case.id for case in cases if case.id in self.answers]
+        if not ids:
+            return None
+        return fit_adapter(np.vstack([self.vectors[i] for i in ids]), [self.answers[i] for i in ids], self.sections)
+
+    def cross_fitted(self, cases: list[Judged], k: int = FOLDS) -> dict[str, QueryAdapter | None]:
+        """Each case's adapter, fitted on the other k - 1 folds."""
+        parts = folds(cases, k)
+        return {case.id: adapter for i, part in enumerate(parts)
+                for adapter in [self.fit([c for j, other in enumerate(parts) if j != i for c in other])]
+                for case in part}
+
+
 def without_semantic(data: list[Featurised]) -> list[Featurised]:
     """The cases as ranked without the semantic stage: its features 0, and only the candidates
     that full text or the entity lookup found."""
@@ -179,18 +261,42 @@ def without_semantic(data: list[Featurised]) -> list[Featurised]:
     return out
 
 
-def folds(data: list[Featurised], k: int = FOLDS, *, seed: int | None = None) -> list[list[Featurised]]:
-    """k folds by case, each case in one: spread by id, so the split is stable, or shuffled by
-    `seed` (on 120 cases one split's figures move by a few cases: several show the spread)."""
-    ordered = sorted(data, key=lambda d: d.case.id)
+def folds(items: list[T], k: int = FOLDS, *, seed: int | None = None) -> list[list[T]]:
+    """k folds of judged (or featurised) cases, each case in one: spread by id, so the split is
+    stable, or shuffled by `seed` (on 120 cases one split's figures move by a few cases:
+    several show the spread)."""
+    ordered = sorted(items, key=lambda item: _judged(item).id)
     if seed is not None:
         random.Random(seed).shuffle(ordered)
     return [ordered[i::k] for i in range(k)]
 
 
-def cross_validate(data: list[Featurised], extra: list[Featurised] | None = None, *,
-                   l2: float = L2, k: int = FOLDS, seed: int | None = None) -> dict[str, list[Key]]:
-    """Each case's ranking by weights fitted on the other folds (plus `extra`, never scored)."""
+def _judged(item: Judged | Featurised) -> Judged:
+    return item.case if isinstance(item, Featurised) else item
+
+
+def cross_validate(cases: list[Judged], extra: list[Judged] | None = None, *, l2: float = L2,
+                   k: int = FOLDS, seed: int | None = None, adapters: Adapters | None = None) -> dict[str, list[Key]]:
+    """Each case's ranking by a ranker (query adapter and cascades) trained on the other folds
+    plus `extra` (never scored), as `train` fits the shipped one: the held-out cases' feature
+    rows are worked out again with that fold's adapter."""
+    extra = extra or []
+    adapters = adapters or Adapters(cases + extra)
+    if not adapters.answers:  # no adapter to fit: the feature rows stay as they are
+        return cross_validate_rows(featurise(cases), featurise(extra), l2=l2, k=k, seed=seed)
+    ranking = {}
+    parts = folds(cases, k, seed=seed)
+    for i, held_out in enumerate(parts):
+        ranker = train([c for j, part in enumerate(parts) if j != i for c in part] + extra, l2=l2, adapters=adapters)
+        for d in featurise(held_out, dict.fromkeys((c.id for c in held_out), ranker.adapter)):
+            ranking[d.case.id] = ranked_keys(d, ranker.semantic)
+    return ranking
+
+
+def cross_validate_rows(data: list[Featurised], extra: list[Featurised] | None = None, *,
+                        l2: float = L2, k: int = FOLDS, seed: int | None = None) -> dict[str, list[Key]]:
+    """Each case's ranking by cascades fitted on the other folds' feature rows (plus `extra`,
+    never scored), the rows as they are: for rows no adapter moves (without the semantic stage)."""
     ranking = {}
     parts = folds(data, k, seed=seed)
     for i, held_out in enumerate(parts):

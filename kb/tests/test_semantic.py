@@ -240,3 +240,39 @@ def test_import_command_without_embedding(db, write_guide, monkeypatch):
     monkeypatch.setenv("KB_SEMANTIC", "0")
     assert "were not embedded" in run_import(folder)
     assert not SectionEmbedding.objects.exists()
+
+
+# The query adapter, fitted without the cases it is measured on
+
+def test_cross_validation_ranks_each_case_with_an_adapter_fitted_without_it(embedded, monkeypatch):
+    from kb.search import training
+
+    answers = [("lambda", "timeout"), ("keys", "rotate-keys"), ("kms", "sse-kms")]
+    pastes = ["Task timed out after 3.00 seconds", "InvalidClientTokenId: the key was deactivated",
+              "KMS.NotFoundException on PutObject"]
+    cases = [training.Judged(f"c{i}", f"{pastes[i % 3]} (run {i})", {("ops", *answers[i % 3]): 2}) for i in range(7)]
+    fitted_on: dict[int, set[str]] = {}
+    kept = []  # alive, so no later adapter takes an id() seen here
+    real_fit = training.Adapters.fit
+
+    def fit(self, fitting):
+        adapter = real_fit(self, fitting)
+        kept.append(adapter)
+        fitted_on[id(adapter)] = {c.id for c in fitting}
+        return adapter
+
+    used: list[tuple[str, int]] = []
+    real_featurise = training.featurise
+
+    def featurise(featured, adapters=None):
+        featured = list(featured)
+        used.extend((c.id, id(adapters[c.id])) for c in featured if adapters)
+        return real_featurise(featured, adapters)
+
+    monkeypatch.setattr(training.Adapters, "fit", fit)
+    monkeypatch.setattr(training, "featurise", featurise)
+    ranked = training.cross_validate(cases)
+    assert set(ranked) == {c.id for c in cases}
+    assert used  # the held-out cases and the folds' training rows, each with an adapter
+    for case_id, adapter in used:
+        assert case_id not in fitted_on[adapter]

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from django.core.management import call_command
 from kb.guided.flow import start_diagnosis
 from kb.importer import import_content
 from kb.models import Case, Section
-from kb.search import ranking, search, training
+from kb.search import ranking, search, semantic, training
 from kb.search.ranking import FEATURES, INDEX
 
 SCORER = Path(__file__).resolve().parents[3] / "shared" / "eval" / "score.py"
@@ -79,7 +80,7 @@ def test_fit_learns_which_feature_tells_the_answer_apart():
 
 
 @pytest.mark.parametrize("seed", [None, 3])
-def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypatch, seed):
+def test_cross_validation_of_feature_rows_ranks_each_case_by_weights_fitted_without_it(monkeypatch, seed):
     data = [featurised(f"c{i}", [0, 2], [0.1, 0.9]) for i in range(10)]
     fitted_on = []
     real_fit = training.fit_cascade
@@ -89,7 +90,7 @@ def test_cross_validation_ranks_each_case_by_weights_fitted_without_it(monkeypat
         return real_fit(training_data, **kwargs)
 
     monkeypatch.setattr(training, "fit_cascade", spy)
-    ranked = training.cross_validate(data, seed=seed)
+    ranked = training.cross_validate_rows(data, seed=seed)
     assert set(ranked) == {d.case.id for d in data}
     for fold, seen in zip(training.folds(data, seed=seed), fitted_on):
         assert not seen & {d.case.id for d in fold}
@@ -182,3 +183,41 @@ def test_train_ranker_writes_nothing_unless_asked(db, write_guide, tmp_path, mon
     call_command("train_ranker", "--cases", str(tmp_path / "none.jsonl"), stdout=out)
     assert "not written" in out.getvalue()
     assert weights.read_text() == before
+
+
+# The query adapter
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def test_the_query_adapter_learns_what_pastes_share_and_moves_new_ones_to_their_answers():
+    # Every paste carries the same boilerplate (a stack trace, say), which a hub section matches
+    # better than the paste's own answer matches the rest of it.
+    rng = np.random.default_rng(0)
+    boilerplate = unit(rng.normal(size=384))
+    answers = unit(rng.normal(size=(30, 384)))
+    sections = np.vstack([boilerplate, answers]).astype(np.float32)
+    pastes = unit(0.8 * boilerplate + 0.6 * answers).astype(np.float32)
+
+    def first_hits(vectors, rows):
+        return sum(int(np.argmax(sections @ v)) == 1 + i for v, i in zip(vectors, rows))
+
+    held_out = range(20, 30)
+    assert first_hits(pastes[20:], held_out) == 0  # the hub comes first for every paste
+    adapter = training.fit_adapter(pastes[:20], [[1 + i] for i in range(20)], sections)
+    assert first_hits(adapter(pastes[20:]), held_out) == 10
+    assert np.allclose(np.linalg.norm(adapter(pastes), axis=1), 1.0, atol=1e-5)
+
+
+def test_a_ranker_keeps_its_adapter_beside_its_weights_for_its_model_only(tmp_path, monkeypatch):
+    adapter = semantic.QueryAdapter(np.eye(384) * 0.5)
+    weights = tmp_path / "ranker.json"
+    replace(ranking.shipped_ranker(), adapter=adapter).save(weights)
+    loaded = ranking.Ranker.load(weights)
+    assert np.array_equal(loaded.adapter.matrix, adapter.matrix)
+    assert loaded.semantic == ranking.shipped_ranker().semantic
+    monkeypatch.setattr(semantic, "MODEL_ID", "another-model")  # vectors the adapter was not fitted on
+    assert ranking.Ranker.load(weights).adapter is None
+    with pytest.raises(ValueError):
+        semantic.QueryAdapter(np.eye(3))

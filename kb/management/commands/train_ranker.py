@@ -2,10 +2,10 @@
 
 Fits on judged evaluation cases and on the help desk's own signals (resolved cases, votes),
 prints cross-validated figures for the weights in use and for the refit, and writes
-kb/search/ranker.json only with --write.
+kb/search/ranker.json (and the query adapter beside it) only with --write.
 """
 
-import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -35,31 +35,38 @@ class Command(BaseCommand):
                           f"{len(desk)} from the help desk")
         if not judged and not desk:
             raise CommandError("nothing to train on: no evaluation file and no resolved cases or votes")
-        data = training.featurise(judged + desk)
+        adapters = training.Adapters(judged + desk)
+        in_use = ranking.shipped_ranker()
+        # The weights in use rank every case with their own adapter; a refit's figures are
+        # cross-validated, its adapter and cascades fitted without the case's fold.
+        data = training.featurise(judged, dict.fromkeys((c.id for c in judged), in_use.adapter))
         modes = {"semantic": data, "lexical": training.without_semantic(data)}
-        for mode, featurised in modes.items():
-            evaluated, signals = featurised[:len(judged)], featurised[len(judged):]
+        for mode, evaluated in modes.items():
             if not evaluated:
                 continue
             self.stdout.write(f"{mode} model: candidate recall {training.candidate_recall(evaluated):.3f}")
-            in_use = ranking.shipped_ranker().cascade(mode == "semantic")
-            shipped = {d.case.id: training.ranked_keys(d, in_use) for d in evaluated}
+            shipped = {d.case.id: training.ranked_keys(d, in_use.cascade(mode == "semantic")) for d in evaluated}
             self.stdout.write("  weights in use (fitted on these cases)   "
                               + training.describe(training.metrics(judged, shipped)))
-            crossed = training.cross_validate(evaluated, signals, l2=l2)
+            if mode == "semantic":
+                crossed = training.cross_validate(judged, desk, l2=l2, adapters=adapters)
+            else:
+                crossed = training.cross_validate_rows(evaluated, training.without_semantic(training.featurise(desk)), l2=l2)
             self.stdout.write(f"  refit, {training.FOLDS}-fold cross-validated   "
                               + training.describe(training.metrics(judged, crossed)))
-        fitted = training.fit_ranker(data, l2=l2)
+        fitted = training.train(judged + desk, l2=l2, adapters=adapters)
         for stage in ("first", "head"):
             model = getattr(fitted.semantic, stage)
             self.stdout.write(f"{stage} model's weights (semantic cascade):")
             for name, weight in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
                 self.stdout.write(f"  {name:28} {weight:+.3f}")
+        self.stdout.write("query adapter: " + ("none (no embedded answers)" if fitted.adapter is None else
+                          f"fitted on {len(adapters.answers)} case(s) with an embedded answer"))
         if write:
-            fitted = ranking.Ranker(fitted.semantic, fitted.lexical, {
+            fitted = replace(fitted, meta={
                 "fitted": date.today().isoformat(), "cases": len(judged), "desk_cases": len(desk), "l2": l2,
             })
-            ranking.WEIGHTS_FILE.write_text(json.dumps(fitted.to_json(), indent=1) + "\n", encoding="utf-8")
+            fitted.save(ranking.WEIGHTS_FILE)
             self.stdout.write(f"wrote {ranking.WEIGHTS_FILE}")
         else:
             self.stdout.write("not written (use --write)")
