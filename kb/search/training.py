@@ -58,6 +58,7 @@ class Featurised:
     case: Judged
     keys: list[Key]
     matrix: np.ndarray  # one row of FEATURES per candidate
+    semantic_ran: bool = True  # else ranking takes the lexical cascade (a typed topic skips the stage)
 
     @property
     def grades(self) -> np.ndarray:
@@ -108,9 +109,9 @@ def featurise(cases: Iterable[Judged], adapters: Mapping[str, QueryAdapter | Non
     query adapter (none when `adapters` has none for it)."""
     out = []
     for case in cases:
-        scored, _ = candidates(analyse(case.text), adapter=(adapters or {}).get(case.id))
+        scored, ran = candidates(analyse(case.text), adapter=(adapters or {}).get(case.id))
         matrix = np.array([s.features for s in scored], dtype=float).reshape(len(scored), len(FEATURES))
-        out.append(Featurised(case, section_keys(scored), matrix))
+        out.append(Featurised(case, section_keys(scored), matrix, ran))
     return out
 
 
@@ -289,7 +290,7 @@ def cross_validate(cases: list[Judged], extra: list[Judged] | None = None, *, l2
     for i, held_out in enumerate(parts):
         ranker = train([c for j, part in enumerate(parts) if j != i for c in part] + extra, l2=l2, adapters=adapters)
         for d in featurise(held_out, dict.fromkeys((c.id for c in held_out), ranker.adapter)):
-            ranking[d.case.id] = ranked_keys(d, ranker.semantic)
+            ranking[d.case.id] = ranked_keys(d, ranker.cascade(d.semantic_ran))
     return ranking
 
 

@@ -45,7 +45,8 @@ class Command(BaseCommand):
             if not evaluated:
                 continue
             self.stdout.write(f"{mode} model: candidate recall {training.candidate_recall(evaluated):.3f}")
-            shipped = {d.case.id: training.ranked_keys(d, in_use.cascade(mode == "semantic")) for d in evaluated}
+            shipped = {d.case.id: training.ranked_keys(d, in_use.cascade(mode == "semantic" and d.semantic_ran))
+                       for d in evaluated}
             self.stdout.write("  weights in use (fitted on these cases)   "
                               + training.describe(training.metrics(judged, shipped)))
             if mode == "semantic":
