@@ -276,3 +276,29 @@ def test_cross_validation_ranks_each_case_with_an_adapter_fitted_without_it(embe
     assert used  # the held-out cases and the folds' training rows, each with an adapter
     for case_id, adapter in used:
         assert case_id not in fitted_on[adapter]
+
+
+def test_train_ranker_fits_and_writes_the_adapter_from_the_desks_resolved_cases(embedded, tmp_path, monkeypatch):
+    from kb.guided.flow import start_diagnosis
+    from kb.models import Case
+    from kb.search import ranking
+
+    answer = Section.objects.get(article__slug="lambda", anchor="timeout")
+    for n, paste in enumerate(["Task timed out after 3.00 seconds", "Status: timeout, duration 3003 ms"]):
+        case = Case(reference=f"KB-{n}", diagnosis=start_diagnosis(paste, {}), name="A", email="a@example.com",
+                    status=Case.Status.RESOLVED)
+        case.point_at(answer)
+        case.save()
+    weights = tmp_path / "ranker.json"
+    weights.write_text(ranking.WEIGHTS_FILE.read_text())
+    monkeypatch.setattr(ranking, "WEIGHTS_FILE", weights)
+    out = StringIO()
+    call_command("train_ranker", "--cases", str(tmp_path / "none.jsonl"), "--write", stdout=out)
+    assert "query adapter: fitted on 2 case(s)" in out.getvalue()
+    trained = ranking.Ranker.load(weights)
+    assert trained.adapter is not None
+    assert (tmp_path / "ranker-adapter.npy").is_file()
+    # The adapter moves those pastes toward the section that resolved them.
+    before = dict(semantic.embed_query("Task timed out after 3.00 seconds").nearest())[answer.pk]
+    after = dict(semantic.embed_query("Task timed out after 3.00 seconds", trained.adapter).nearest())[answer.pk]
+    assert after > before
