@@ -196,7 +196,8 @@ class Ranker:
             return ranker
         if about.get("model") != semantic.MODEL_ID:
             # Fitted on another model's vectors: it would move queries anywhere.
-            logger.warning("the query adapter was fitted for %s, not %s: not used", about.get("model"), semantic.MODEL_ID)
+            logger.warning("the query adapter was fitted for %s, not %s: not used",
+                           about.get("model"), semantic.MODEL_ID)
             return ranker
         return replace(ranker, adapter=semantic.QueryAdapter.load(path.with_name(about["file"])))
 

@@ -31,7 +31,6 @@ from .ranking import (
     first_order,
 )
 from .results import limit_per_article
-from .semantic import QueryAdapter
 
 Key = tuple[str, str, str]  # (guide, article slug, anchor)
 T = TypeVar("T")
@@ -104,7 +103,8 @@ def desk_judged() -> list[Judged]:
     return [case for case in judged.values() if any(g == 2 for g in case.grades.values())]
 
 
-def featurise(cases: Iterable[Judged], adapters: Mapping[str, QueryAdapter | None] | None = None) -> list[Featurised]:
+def featurise(cases: Iterable[Judged],
+              adapters: Mapping[str, semantic.QueryAdapter | None] | None = None) -> list[Featurised]:
     """Each case's candidates and their feature rows, as ranking sees them with the case's
     query adapter (none when `adapters` has none for it)."""
     out = []
@@ -188,7 +188,7 @@ def train(cases: list[Judged], *, l2: float = L2, adapters: Adapters | None = No
 
 
 def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, *,
-                l2: float = ADAPTER_L2, steps: int = ADAPTER_STEPS) -> QueryAdapter:
+                l2: float = ADAPTER_L2, steps: int = ADAPTER_STEPS) -> semantic.QueryAdapter:
     """The query adapter under which each query's answers (rows of `sections`) take the most
     of a softmax over every section: the other sections are the negatives. Adam on the
     smooth loss, from the identity; few steps and an L2 pull keep it near the model."""
@@ -211,7 +211,7 @@ def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndar
         first = 0.9 * first + 0.1 * gradient
         second = 0.999 * second + 0.001 * gradient ** 2
         matrix -= ADAPTER_RATE * (first / (1 - 0.9 ** step)) / (np.sqrt(second / (1 - 0.999 ** step)) + 1e-8)
-    return QueryAdapter(matrix)
+    return semantic.QueryAdapter(matrix)
 
 
 class Adapters:
@@ -233,19 +233,21 @@ class Adapters:
             if answers:
                 self.vectors[case.id], self.answers[case.id] = vector, answers
 
-    def fit(self, cases: list[Judged]) -> QueryAdapter | None:
+    def fit(self, cases: list[Judged]) -> semantic.QueryAdapter | None:
         """An adapter fitted on the cases with an embedded answer; None without any (or without the model)."""
         ids = [case.id for case in cases if case.id in self.answers]
         if not ids:
             return None
         return fit_adapter(np.vstack([self.vectors[i] for i in ids]), [self.answers[i] for i in ids], self.sections)
 
-    def cross_fitted(self, cases: list[Judged], k: int = FOLDS) -> dict[str, QueryAdapter | None]:
+    def cross_fitted(self, cases: list[Judged], k: int = FOLDS) -> dict[str, semantic.QueryAdapter | None]:
         """Each case's adapter, fitted on the other k - 1 folds."""
         parts = folds(cases, k)
-        return {case.id: adapter for i, part in enumerate(parts)
-                for adapter in [self.fit([c for j, other in enumerate(parts) if j != i for c in other])]
-                for case in part}
+        fitted = {}
+        for i, part in enumerate(parts):
+            adapter = self.fit([c for j, other in enumerate(parts) if j != i for c in other])
+            fitted.update(dict.fromkeys((case.id for case in part), adapter))
+        return fitted
 
 
 def without_semantic(data: list[Featurised]) -> list[Featurised]:

@@ -52,7 +52,8 @@ class Command(BaseCommand):
             if mode == "semantic":
                 crossed = training.cross_validate(judged, desk, l2=l2, adapters=adapters)
             else:
-                crossed = training.cross_validate_rows(evaluated, training.without_semantic(training.featurise(desk)), l2=l2)
+                signals = training.without_semantic(training.featurise(desk))
+                crossed = training.cross_validate_rows(evaluated, signals, l2=l2)
             self.stdout.write(f"  refit, {training.FOLDS}-fold cross-validated   "
                               + training.describe(training.metrics(judged, crossed)))
         fitted = training.train(judged + desk, l2=l2, adapters=adapters)
