@@ -6,6 +6,8 @@ as sentence-transformers publish it): nothing is downloaded. `sync_embeddings()`
 an import commits and embeds only sections whose text changed (SectionEmbedding keeps a
 digest of what was embedded). Each process keeps the vectors as one matrix, reloaded when
 they change. Without the packages `available()` is False and ranking goes without it.
+A query's vector is moved by the ranker's QueryAdapter (fitted on judged cases) before
+it is compared with the sections'.
 """
 
 from __future__ import annotations
