@@ -174,13 +174,12 @@ class Ranker:
         lexical = Cascade.from_json(data["lexical"])
         if not lexical.ignores_semantic():
             raise ValueError("ranker weights: the lexical model gives weight to semantic features")
-        meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical")}
+        meta = {k: v for k, v in data.items() if k not in ("semantic", "lexical", "adapter")}
         return cls(Cascade.from_json(data["semantic"]), lexical, meta)
 
     def save(self, path: Path) -> None:
         """Write the weights to `path` and the adapter beside it, named in the weights with its model."""
         data = self.to_json()
-        data.pop("adapter", None)
         if self.adapter is not None:
             matrix = path.with_name(f"{path.stem}-adapter.npy")
             self.adapter.save(matrix)

@@ -295,7 +295,9 @@ def query_vectors(texts: list[str]) -> np.ndarray | None:
     model = encoder() if available() else None
     if model is None:
         return None
-    return np.vstack([model.embed([text], QUERY_TOKENS) for text in texts]).reshape(len(texts), DIMENSIONS)
+    if not texts:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return np.vstack([model.embed([text], QUERY_TOKENS) for text in texts])
 
 
 class QueryAdapter:

@@ -60,6 +60,10 @@ class Featurised:
     semantic_ran: bool = True  # else ranking takes the lexical cascade (a typed topic skips the stage)
 
     @property
+    def id(self) -> str:
+        return self.case.id
+
+    @property
     def grades(self) -> np.ndarray:
         return np.array([self.case.grades.get(key, 0) for key in self.keys], dtype=float)
 
@@ -221,7 +225,8 @@ class Adapters:
     def __init__(self, cases: list[Judged]) -> None:
         self.vectors: dict[str, np.ndarray] = {}
         self.answers: dict[str, list[int]] = {}
-        vectors = semantic.query_vectors([analyse(case.text).cleaned for case in cases]) if cases else None
+        self.sections = np.zeros((0, semantic.DIMENSIONS), dtype=np.float32)
+        vectors = semantic.query_vectors([analyse(case.text).cleaned for case in cases])
         if vectors is None:
             return
         index = semantic.load_index()
@@ -234,9 +239,10 @@ class Adapters:
                 self.vectors[case.id], self.answers[case.id] = vector, answers
 
     def fit(self, cases: list[Judged]) -> semantic.QueryAdapter | None:
-        """An adapter fitted on the cases with an embedded answer; None without any (or without the model)."""
+        """An adapter fitted on the cases with an embedded answer; None without any, or while
+        the semantic stage is off (KB_SEMANTIC=0), when nothing would use it."""
         ids = [case.id for case in cases if case.id in self.answers]
-        if not ids:
+        if not ids or not semantic.available():
             return None
         return fit_adapter(np.vstack([self.vectors[i] for i in ids]), [self.answers[i] for i in ids], self.sections)
 
@@ -268,14 +274,10 @@ def folds(items: list[T], k: int = FOLDS, *, seed: int | None = None) -> list[li
     """k folds of judged (or featurised) cases, each case in one: spread by id, so the split is
     stable, or shuffled by `seed` (on 120 cases one split's figures move by a few cases:
     several show the spread)."""
-    ordered = sorted(items, key=lambda item: _judged(item).id)
+    ordered = sorted(items, key=lambda item: item.id)
     if seed is not None:
         random.Random(seed).shuffle(ordered)
     return [ordered[i::k] for i in range(k)]
-
-
-def _judged(item: Judged | Featurised) -> Judged:
-    return item.case if isinstance(item, Featurised) else item
 
 
 def cross_validate(cases: list[Judged], extra: list[Judged] | None = None, *, l2: float = L2,
