@@ -368,8 +368,7 @@ def rank(query: AnalysedQuery, *, guide: str = "") -> list[Scored]:
     """Candidates scored by the cascade that fits the stages that ran, best first."""
     ranker = current_ranker()
     scored, semantic_ran = candidates(query, guide=guide, adapter=ranker.adapter)
-    ordered = ranker.cascade(semantic_ran).order([s.features for s in scored],
-                                                           [s.section_id for s in scored])
+    ordered = ranker.cascade(semantic_ran).order([s.features for s in scored], [s.section_id for s in scored])
     for i, score, contributions in ordered:
         scored[i].score, scored[i].contributions = score, contributions
     return [scored[i] for i, _, _ in ordered]
