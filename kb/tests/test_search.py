@@ -17,12 +17,13 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from kb import cache as kb_cache
 from kb.importer import import_content
 from kb.models import SearchLog, Section
 from kb.search import search
-from kb.search.engines import ENGINES, get_engine, postgresql, sqlite
+from kb.search.engines import ENGINES, base, get_engine, postgresql, sqlite
 from kb.search.snippets import highlight
 from kb.tests.test_pages import assert_no_inline_code
 
@@ -279,6 +280,21 @@ def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the
     ids, scores = engine._bm25(dict.fromkeys(lexemes, 1.0))
     assert len(expected) >= 2
     assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's round trips")
+def test_a_postgresql_search_of_known_words_reads_only_their_lists_and_phrases(guides, monkeypatch):
+    """Each round trip to the server is a share of a pasted error's budget: the words' lexemes
+    come with their counts, so once a process has seen the words a search needs only two
+    statements (the posting lists, then the phrase matches), and the same results."""
+    monkeypatch.setattr(base, "_frequencies", {})
+    monkeypatch.setattr(postgresql, "_lexemes", {})
+    terms, phrases = ["temporary", "credentials", "expired", "token"], ["provided token has expired"]
+    first = get_engine().search(terms, phrases)
+    with CaptureQueriesContext(connection) as warm:
+        again = get_engine().search(terms, phrases)
+    assert first and again == first
+    assert len(warm) == 2, [q["sql"] for q in warm]
 
 
 @pytest.mark.parametrize("ids", [[7, 3, 7, 5, 3, 7], [7, 3_000_000_000, 7, 5, 3_000_000_000, 7]])

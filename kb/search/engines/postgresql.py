@@ -40,6 +40,11 @@ K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
 RERANKED = 100  # candidates whose phrase matches are checked (more changed no ranking in the eval set)
 MAX_PHRASES = 12
 SPAN_PER_POSTING = 16  # ids summed over their span while it is at most this many per posting
+LEXEME_CACHE_SIZE = 50_000
+
+# Text -> its lexemes under the 'english' configuration: they depend on the text alone, so a
+# process keeps them (a paste's terms were mostly seen before) and a search needs one round trip fewer.
+_lexemes: dict[str, list[str]] = {}
 
 # Each column's weight multiplies its term counts and length, so a section title's word
 # counts as much as five of its body's (SearchEngine's weights, as on SQLite).
@@ -168,26 +173,35 @@ class PostgreSQLEngine(SearchEngine):
             return cursor.fetchone()[0]
 
     def count_matching(self, terms):
-        """Sections holding every lexeme of each term (a phrase's rarest lexeme bounds it)."""
+        """Sections holding every lexeme of each term (a phrase's rarest lexeme bounds it).
+        The same query gives each term's lexemes: `lexemes()` then needs no round trip of its own."""
         with self.cursor() as cursor:
             cursor.execute(
-                f"""SELECT t.text, (
+                f"""SELECT t.text, v.lexemes, (
                         SELECT coalesce(min(coalesce((SELECT f.sections FROM {LISTS} f WHERE f.lexeme = l), 0)), 0)
-                        FROM unnest(tsvector_to_array(to_tsvector('english', t.text))) AS l
-                    ) FROM unnest(%s::text[]) AS t(text)""",
+                        FROM unnest(v.lexemes) AS l
+                    ) FROM unnest(%s::text[]) AS t(text),
+                    LATERAL (SELECT tsvector_to_array(to_tsvector('english', t.text)) AS lexemes) v""",
                 [[words_only(t) for t in terms]],
             )
-            counts = dict(cursor.fetchall())
+            rows = cursor.fetchall()
+        remember_lexemes({text: lexemes for text, lexemes, _ in rows})
+        counts = {text: n for text, _, n in rows}
         return {t: counts[words_only(t)] for t in terms}
 
     def lexemes(self, terms: list[str]) -> dict[str, list[str]]:
-        with self.cursor() as cursor:
-            cursor.execute(
-                "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t",
-                [[words_only(t) for t in terms]],
-            )
-            lexemes = dict(cursor.fetchall())
-        return {t: lexemes[words_only(t)] for t in terms}
+        texts = {t: words_only(t) for t in terms}
+        found = {text: _lexemes[text] for text in texts.values() if text in _lexemes}
+        missing = sorted(set(texts.values()) - set(found))
+        if missing:
+            with self.cursor() as cursor:
+                cursor.execute(
+                    "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [missing]
+                )
+                looked_up = dict(cursor.fetchall())
+            remember_lexemes(looked_up)
+            found.update(looked_up)
+        return {t: found[text] for t, text in texts.items()}
 
     def search(self, terms, phrases, *, guide="", limit=200):
         phrases = phrases[:MAX_PHRASES]
@@ -268,6 +282,12 @@ def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
         return found + first, sums[found]
     sections, at = np.unique(ids, return_inverse=True)
     return sections, np.bincount(at, weights=weights)
+
+
+def remember_lexemes(found: dict[str, list[str]]) -> None:
+    if len(_lexemes) + len(found) > LEXEME_CACHE_SIZE:
+        _lexemes.clear()
+    _lexemes.update(found)
 
 
 def words_only(text: str) -> str:
