@@ -60,8 +60,8 @@ class SearchEngine:
     def document_frequencies(self, terms: list[str]) -> dict[str, int]:
         """Document frequency of each term ("" counts every section), cached per content generation."""
         generation = str(cache.content_version())
-        known = {t: _frequencies[(self.vendor, generation, t)] for t in terms
-                 if (self.vendor, generation, t) in _frequencies}
+        # get(), not `in` then [...]: another thread may clear the cache between the two.
+        known = {t: n for t in terms if (n := _frequencies.get((self.vendor, generation, t))) is not None}
         missing = [t for t in terms if t not in known]
         if missing:
             counted = self.count_matching([t for t in missing if t])

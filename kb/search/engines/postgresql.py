@@ -191,7 +191,8 @@ class PostgreSQLEngine(SearchEngine):
 
     def lexemes(self, terms: list[str]) -> dict[str, list[str]]:
         texts = {t: words_only(t) for t in terms}
-        found = {text: _lexemes[text] for text in texts.values() if text in _lexemes}
+        # get(), not `in` then [...]: another thread may clear the cache between the two.
+        found = {text: lexemes for text in texts.values() if (lexemes := _lexemes.get(text)) is not None}
         missing = sorted(set(texts.values()) - set(found))
         if missing:
             with self.cursor() as cursor:
