@@ -41,6 +41,14 @@ FREQUENCY_CACHE_SIZE = 50_000
 _frequencies: dict[tuple[str, str, str], int] = {}
 
 
+def remember(store: dict, found: dict, limit: int) -> None:
+    """Add `found` to a process's cache, emptying it first if it would outgrow `limit`
+    (simple, and a cache refills within a few searches)."""
+    if len(store) + len(found) > limit:
+        store.clear()
+    store.update(found)
+
+
 class SearchEngine:
     """Base class; subclasses implement the SQL for one database vendor."""
 
@@ -67,10 +75,7 @@ class SearchEngine:
             counted = self.count_matching([t for t in missing if t])
             if "" in missing:
                 counted[""] = self.document_count()
-            if len(_frequencies) > FREQUENCY_CACHE_SIZE:
-                _frequencies.clear()
-            for term, n in counted.items():
-                _frequencies[(self.vendor, generation, term)] = n
+            remember(_frequencies, {(self.vendor, generation, t): n for t, n in counted.items()}, FREQUENCY_CACHE_SIZE)
             known.update(counted)
         return known
 

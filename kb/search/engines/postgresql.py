@@ -26,7 +26,7 @@ import numpy as np
 import psycopg
 from django.db import connection, transaction
 
-from .base import Candidate, SearchEngine
+from .base import Candidate, SearchEngine, remember
 
 TABLE = "kb_search_pg_documents"
 POSTINGS = "kb_search_pg_lexeme_postings"
@@ -185,7 +185,7 @@ class PostgreSQLEngine(SearchEngine):
                 [[words_only(t) for t in terms]],
             )
             rows = cursor.fetchall()
-        remember_lexemes({text: lexemes for text, lexemes, _ in rows})
+        remember(_lexemes, {text: lexemes for text, lexemes, _ in rows}, LEXEME_CACHE_SIZE)
         counts = {text: n for text, _, n in rows}
         return {t: counts[words_only(t)] for t in terms}
 
@@ -200,7 +200,7 @@ class PostgreSQLEngine(SearchEngine):
                     "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [missing]
                 )
                 looked_up = dict(cursor.fetchall())
-            remember_lexemes(looked_up)
+            remember(_lexemes, looked_up, LEXEME_CACHE_SIZE)
             found.update(looked_up)
         return {t: found[text] for t, text in texts.items()}
 
@@ -283,12 +283,6 @@ def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
         return found + first, sums[found]
     sections, at = np.unique(ids, return_inverse=True)
     return sections, np.bincount(at, weights=weights)
-
-
-def remember_lexemes(found: dict[str, list[str]]) -> None:
-    if len(_lexemes) + len(found) > LEXEME_CACHE_SIZE:
-        _lexemes.clear()
-    _lexemes.update(found)
 
 
 def words_only(text: str) -> str:
