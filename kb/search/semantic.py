@@ -7,7 +7,7 @@ an import commits and embeds only sections whose text changed (SectionEmbedding 
 digest of what was embedded). Each process keeps the vectors as one matrix, reloaded when
 they change. Without the packages `available()` is False and ranking goes without it.
 A query's vector is moved by the ranker's QueryAdapter (fitted on judged cases) before
-it is compared with the sections'.
+it is compared with the sections' and their headings'.
 """
 
 from __future__ import annotations
@@ -227,17 +227,17 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _embed(model: Encoder, text: str, index: Index, ready: Future, adapter: QueryAdapter | None) -> np.ndarray:
-    """In a pool thread: embed the query, hand the vector over, then compare it with every
-    section's vector (onnxruntime and numpy release the GIL, so this overlaps the caller's SQL)."""
+    """In a pool thread: embed the query, hand its vectors (moved for the sections, and for
+    their headings) over, then compare the first with every section's vector (onnxruntime
+    and numpy release the GIL, so this overlaps the caller's SQL)."""
     try:
         vector = model.embed([text], QUERY_TOKENS)[0]
-        if adapter is not None:
-            vector = adapter(vector)
+        moved = (adapter(vector), adapter.for_headings(vector)) if adapter is not None else (vector, vector)
     except BaseException as error:
         ready.set_exception(error)
         raise
-    ready.set_result(vector)
-    return index.matrix @ vector
+    ready.set_result(moved)
+    return index.matrix @ moved[0]
 
 
 class QueryVector:
@@ -249,10 +249,10 @@ class QueryVector:
 
     def _compute(self) -> tuple:
         if self._computed is None:
-            vector = self._vector.result()
+            _, toward_headings = self._vector.result()
             # The headings here while the pool thread compares the sections: on two cores
             # each product (2 ms) is off the query's critical path.
-            headings = self._index.headings @ vector
+            headings = self._index.headings @ toward_headings
             self._computed = self._index, self._similarity.result(), headings
         return self._computed
 
@@ -301,27 +301,45 @@ def query_vectors(texts: list[str]) -> np.ndarray | None:
 
 
 class QueryAdapter:
-    """A linear correction of a query's vector, fitted on judged cases (kb.search.training).
+    """Linear corrections of a query's vector, fitted on judged cases (kb.search.training).
 
     The model learned from pairs of sentences; a pasted error (codes, ARNs, a stack trace)
-    lands far from the section that fixes it. The vector plus its product with `matrix`,
-    renormalised, moves it toward the sections that answered pastes like it.
+    lands far from the section that fixes it. The vector plus its product with a matrix,
+    renormalised, moves it toward the sections that answered pastes like it: `matrix` before
+    it is compared with the sections' vectors, `heading` with their headings' (a heading
+    alone is short and worded otherwise, so what moves a paste toward it differs).
     """
 
-    def __init__(self, matrix: np.ndarray) -> None:
-        self.matrix = np.asarray(matrix, dtype=np.float32)
-        if self.matrix.shape != (DIMENSIONS, DIMENSIONS):
-            raise ValueError(f"a query adapter is {DIMENSIONS} x {DIMENSIONS}, not {self.matrix.shape}")
+    def __init__(self, matrix: np.ndarray, heading: np.ndarray) -> None:
+        self.matrix, self.heading = _square(matrix), _square(heading)
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        moved = vectors + vectors @ self.matrix
-        norm = np.linalg.norm(moved, axis=-1, keepdims=True)
-        return (moved / np.clip(norm, 1e-12, None)).astype(np.float32)
+        return _move(vectors, self.matrix)
+
+    def for_headings(self, vectors: np.ndarray) -> np.ndarray:
+        return _move(vectors, self.heading)
 
     def save(self, path: Path) -> None:
         with path.open("wb") as out:
-            np.save(out, self.matrix, allow_pickle=False)
+            np.save(out, np.stack([self.matrix, self.heading]), allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> "QueryAdapter":
-        return cls(np.load(path, allow_pickle=False))
+        matrices = np.load(path, allow_pickle=False)
+        if matrices.shape != (2, DIMENSIONS, DIMENSIONS):
+            raise ValueError(f"{path.name} holds {matrices.shape}, not a query adapter's two "
+                             f"{DIMENSIONS} x {DIMENSIONS} matrices: refit it with manage.py train_ranker")
+        return cls(*matrices)
+
+
+def _square(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.shape != (DIMENSIONS, DIMENSIONS):
+        raise ValueError(f"a query adapter's matrix is {DIMENSIONS} x {DIMENSIONS}, not {matrix.shape}")
+    return matrix
+
+
+def _move(vectors: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    moved = vectors + vectors @ matrix
+    norm = np.linalg.norm(moved, axis=-1, keepdims=True)
+    return (moved / np.clip(norm, 1e-12, None)).astype(np.float32)

@@ -195,11 +195,19 @@ def train(cases: list[Judged], *, l2: float = L2, adapters: Adapters | None = No
     return replace(fit_ranker(data, l2=l2), adapter=adapters.fit(cases))
 
 
-def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, *,
+def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, headings: np.ndarray, *,
                 l2: float = ADAPTER_L2, steps: int = ADAPTER_STEPS) -> semantic.QueryAdapter:
-    """The query adapter under which each query's answers (rows of `sections`) take the most
-    of a softmax over every section: the other sections are the negatives. Adam on the
-    smooth loss, from the identity; few steps and an L2 pull keep it near the model."""
+    """The query adapter that moves each query toward its answers (rows of `sections`, and of
+    `headings`: the same sections' headings), one matrix for each."""
+    return semantic.QueryAdapter(_fit_move(vectors, answers, sections, l2, steps),
+                                 _fit_move(vectors, answers, headings, l2, steps))
+
+
+def _fit_move(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, l2: float,
+              steps: int) -> np.ndarray:
+    """The matrix under which each query's answers (rows of `sections`) take the most of a
+    softmax over every row: the other sections are the negatives. Adam on the smooth loss,
+    from the identity; few steps and an L2 pull keep it near the model."""
     matrix = np.zeros((vectors.shape[1], vectors.shape[1]))
     answer = np.zeros((len(vectors), len(sections)), dtype=bool)
     for row, rows in enumerate(answers):
@@ -219,7 +227,7 @@ def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndar
         first = 0.9 * first + 0.1 * gradient
         second = 0.999 * second + 0.001 * gradient ** 2
         matrix -= ADAPTER_RATE * (first / (1 - 0.9 ** step)) / (np.sqrt(second / (1 - 0.999 ** step)) + 1e-8)
-    return semantic.QueryAdapter(matrix)
+    return matrix
 
 
 class Adapters:
@@ -229,12 +237,12 @@ class Adapters:
     def __init__(self, cases: list[Judged]) -> None:
         self.vectors: dict[str, np.ndarray] = {}
         self.answers: dict[str, list[int]] = {}
-        self.sections = np.zeros((0, semantic.DIMENSIONS), dtype=np.float32)
+        self.sections = self.headings = np.zeros((0, semantic.DIMENSIONS), dtype=np.float32)
         vectors = semantic.query_vectors([analyse(case.text).cleaned for case in cases])
         if vectors is None:
             return
         index = semantic.load_index()
-        self.sections = index.matrix
+        self.sections, self.headings = index.matrix, index.headings
         rows = {(g, a, anchor): index.rows[pk] for pk, g, a, anchor in Section.objects.values_list(
             "pk", "article__guide__slug", "article__slug", "anchor") if pk in index.rows}
         for case, vector in zip(cases, vectors):
@@ -248,7 +256,8 @@ class Adapters:
         ids = [case.id for case in cases if case.id in self.answers]
         if not ids or not semantic.available():
             return None
-        return fit_adapter(np.vstack([self.vectors[i] for i in ids]), [self.answers[i] for i in ids], self.sections)
+        return fit_adapter(np.vstack([self.vectors[i] for i in ids]), [self.answers[i] for i in ids],
+                           self.sections, self.headings)
 
     def cross_fitted(self, cases: list[Judged], k: int = FOLDS) -> dict[str, semantic.QueryAdapter | None]:
         """Each case's adapter, fitted on the other k - 1 folds."""

@@ -193,31 +193,36 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 def test_the_query_adapter_learns_what_pastes_share_and_moves_new_ones_to_their_answers():
     # Every paste carries the same boilerplate (a stack trace, say), which a hub section matches
-    # better than the paste's own answer matches the rest of it.
+    # better than the paste's own answer matches the rest of it; among the headings another
+    # boilerplate's hub does.
     rng = np.random.default_rng(0)
-    boilerplate = unit(rng.normal(size=384))
+    body_hub, heading_hub = unit(rng.normal(size=(2, 384)))
     answers = unit(rng.normal(size=(30, 384)))
-    sections = np.vstack([boilerplate, answers]).astype(np.float32)
-    pastes = unit(0.8 * boilerplate + 0.6 * answers).astype(np.float32)
+    sections = np.vstack([body_hub, answers]).astype(np.float32)
+    headings = np.vstack([heading_hub, answers]).astype(np.float32)
+    pastes = unit(0.6 * body_hub + 0.6 * heading_hub + 0.5 * answers).astype(np.float32)
 
-    def first_hits(vectors, rows):
-        return sum(int(np.argmax(sections @ v)) == 1 + i for v, i in zip(vectors, rows))
+    def first_hits(vectors, rows, among):
+        return sum(int(np.argmax(among @ v)) == 1 + i for v, i in zip(vectors, rows))
 
     held_out = range(20, 30)
-    assert first_hits(pastes[20:], held_out) == 0  # the hub comes first for every paste
-    adapter = training.fit_adapter(pastes[:20], [[1 + i] for i in range(20)], sections)
-    assert first_hits(adapter(pastes[20:]), held_out) == 10
+    assert first_hits(pastes[20:], held_out, sections) == 0  # the hub comes first for every paste
+    assert first_hits(pastes[20:], held_out, headings) == 0
+    adapter = training.fit_adapter(pastes[:20], [[1 + i] for i in range(20)], sections, headings)
+    assert first_hits(adapter(pastes[20:]), held_out, sections) == 10
+    assert first_hits(adapter.for_headings(pastes[20:]), held_out, headings) == 10
     assert np.allclose(np.linalg.norm(adapter(pastes), axis=1), 1.0, atol=1e-5)
 
 
 def test_a_ranker_keeps_its_adapter_beside_its_weights_for_its_model_only(tmp_path, monkeypatch):
-    adapter = semantic.QueryAdapter(np.eye(384) * 0.5)
+    adapter = semantic.QueryAdapter(np.eye(384) * 0.5, np.eye(384) * -0.25)
     weights = tmp_path / "ranker.json"
     replace(ranking.shipped_ranker(), adapter=adapter).save(weights)
     loaded = ranking.Ranker.load(weights)
     assert np.array_equal(loaded.adapter.matrix, adapter.matrix)
+    assert np.array_equal(loaded.adapter.heading, adapter.heading)
     assert loaded.semantic == ranking.shipped_ranker().semantic
     monkeypatch.setattr(semantic, "MODEL_ID", "another-model")  # vectors the adapter was not fitted on
     assert ranking.Ranker.load(weights).adapter is None
     with pytest.raises(ValueError):
-        semantic.QueryAdapter(np.eye(3))
+        semantic.QueryAdapter(np.eye(3), np.eye(3))
