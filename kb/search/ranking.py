@@ -11,6 +11,7 @@ reasons shown to a person are read off each feature's contribution (kb.guided.re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from operator import mul
 from pathlib import Path
 
@@ -165,6 +166,15 @@ class Ranker:
 
     def cascade(self, semantic: bool) -> Cascade:
         return self.semantic if semantic else self.lexical
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The weights and adapter's digest: what names this ranker in a cache key, the same
+        in every process that loads them (rankings cached in Redis are shared by the workers)."""
+        digest = hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode())
+        if self.adapter is not None:
+            digest.update(self.adapter.matrix.tobytes() + self.adapter.heading.tobytes())
+        return digest.hexdigest()
 
     def to_json(self) -> dict:
         return {**self.meta, "semantic": self.semantic.to_json(), "lexical": self.lexical.to_json()}

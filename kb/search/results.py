@@ -130,7 +130,7 @@ def search(text: str, *, guide: str = "", limit: int = CANDIDATES, per_article: 
     # Section ids are one database's, and the code decides the ranking as much as the content.
     key = "ranking:" + hashlib.sha256(repr((
         connection.vendor, connection.settings_dict["NAME"], cache.release(), cache.content_version(),
-        guide, per_article, query.cleaned, ranking.current_ranker(),
+        guide, per_article, query.cleaned, ranking.current_ranker().fingerprint,
         semantic.index_version() if semantic.available() else None,
     )).encode()).hexdigest()
     entries = cache.fetch(key)

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from kb import cache as kb_cache
 from kb.importer import import_content
 from kb.models import SearchLog, Section
-from kb.search import search
+from kb.search import ranking, search
 from kb.search.engines import ENGINES, base, get_engine, postgresql, sqlite
 from kb.search.snippets import highlight
 from kb.tests.test_pages import assert_no_inline_code
@@ -225,6 +225,11 @@ def test_the_same_error_pasted_with_other_ids_is_ranked_once(guides, monkeypatch
     assert len(calls) == 1
     assert [r.section.anchor for r in again.results] == [r.section.anchor for r in first.results]
     assert first.results[0].section.anchor == "expired-token"
+
+    # Another worker loads the same weights: it finds the ranking in the shared cache.
+    with ranking.using(ranking.Ranker.load(ranking.WEIGHTS_FILE)):
+        search("An error occurred (ExpiredToken) when calling the GetObject operation. Request id 9C1B7D3E5A604F2A")
+    assert len(calls) == 1
 
     monkeypatch.setattr(kb_cache, "release", lambda: "the next release")  # a deploy may rank differently
     search("An error occurred (ExpiredToken) when calling the GetObject operation.")
