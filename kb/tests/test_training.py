@@ -222,6 +222,9 @@ def test_a_ranker_keeps_its_adapter_beside_its_weights_for_its_model_only(tmp_pa
     assert np.array_equal(loaded.adapter.matrix, adapter.matrix)
     assert np.array_equal(loaded.adapter.heading, adapter.heading)
     assert loaded.semantic == ranking.shipped_ranker().semantic
+    np.save(tmp_path / "ranker-adapter.npy", np.eye(384))  # one matrix, as adapters were before headings had theirs
+    with pytest.raises(ValueError, match="refit it with manage.py train_ranker"):
+        ranking.Ranker.load(weights)
     monkeypatch.setattr(semantic, "MODEL_ID", "another-model")  # vectors the adapter was not fitted on
     assert ranking.Ranker.load(weights).adapter is None
     with pytest.raises(ValueError):
