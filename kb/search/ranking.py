@@ -173,7 +173,8 @@ class Ranker:
         in every process that loads them (rankings cached in Redis are shared by the workers)."""
         digest = hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode())
         if self.adapter is not None:
-            digest.update(self.adapter.matrix.tobytes() + self.adapter.heading.tobytes())
+            digest.update(self.adapter.to_sections.tobytes())
+            digest.update(self.adapter.to_headings.tobytes())
         return digest.hexdigest()
 
     def to_json(self) -> dict:
@@ -191,9 +192,9 @@ class Ranker:
         """Write the weights to `path` and the adapter beside it, named in the weights with its model."""
         data = self.to_json()
         if self.adapter is not None:
-            matrix = path.with_name(f"{path.stem}-adapter.npy")
-            self.adapter.save(matrix)
-            data["adapter"] = {"file": matrix.name, "model": semantic.MODEL_ID}
+            matrices = path.with_name(f"{path.stem}-adapter.npy")
+            self.adapter.save(matrices)
+            data["adapter"] = {"file": matrices.name, "model": semantic.MODEL_ID}
         path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
     @classmethod

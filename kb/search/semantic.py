@@ -232,7 +232,7 @@ def _embed(model: Encoder, text: str, index: Index, ready: Future, adapter: Quer
     and numpy release the GIL, so this overlaps the caller's SQL)."""
     try:
         vector = model.embed([text], QUERY_TOKENS)[0]
-        moved = (adapter(vector), adapter.for_headings(vector)) if adapter is not None else (vector, vector)
+        moved = (adapter.for_sections(vector), adapter.for_headings(vector)) if adapter else (vector, vector)
     except BaseException as error:
         ready.set_exception(error)
         raise
@@ -243,13 +243,13 @@ def _embed(model: Encoder, text: str, index: Index, ready: Future, adapter: Quer
 class QueryVector:
     """A query being embedded and compared with every section beside the caller's database work."""
 
-    def __init__(self, index: Index, vector: Future, similarity: Future) -> None:
-        self._index, self._vector, self._similarity = index, vector, similarity
+    def __init__(self, index: Index, vectors: Future, similarity: Future) -> None:
+        self._index, self._vectors, self._similarity = index, vectors, similarity
         self._computed: tuple | None = None
 
     def _compute(self) -> tuple:
         if self._computed is None:
-            _, toward_headings = self._vector.result()
+            _, toward_headings = self._vectors.result()
             # The headings here while the pool thread compares the sections: on two cores
             # each product (2 ms) is off the query's critical path.
             headings = self._index.headings @ toward_headings
@@ -278,15 +278,16 @@ class QueryVector:
 
 
 def embed_query(text: str, adapter: QueryAdapter | None = None) -> QueryVector | None:
-    """Start embedding a query (its vector moved by `adapter`); None without the model or text."""
+    """Start embedding a query (its vector moved by `adapter` for the sections and for their
+    headings); None without the model or text."""
     model = encoder() if text.strip() and available() else None
     if model is None:
         return None
     # The vectors are read here, on the caller's database connection (pool threads have none).
-    index, vector = load_index(), Future()
-    similarity = _pool().submit(_embed, model, text, index, vector, adapter)
-    similarity.add_done_callback(lambda done: done.cancelled() and vector.cancel())  # never left waiting
-    return QueryVector(index, vector, similarity)
+    index, vectors = load_index(), Future()
+    similarity = _pool().submit(_embed, model, text, index, vectors, adapter)
+    similarity.add_done_callback(lambda done: done.cancelled() and vectors.cancel())  # never left waiting
+    return QueryVector(index, vectors, similarity)
 
 
 def query_vectors(texts: list[str]) -> np.ndarray | None:
@@ -305,30 +306,30 @@ class QueryAdapter:
 
     The model learned from pairs of sentences; a pasted error (codes, ARNs, a stack trace)
     lands far from the section that fixes it. The vector plus its product with a matrix,
-    renormalised, moves it toward the sections that answered pastes like it: `matrix` before
-    it is compared with the sections' vectors, `heading` with their headings' (a heading
-    alone is short and worded otherwise, so what moves a paste toward it differs).
+    renormalised, moves it toward the sections that answered pastes like it: `to_sections`
+    before it is compared with the sections' vectors, `to_headings` with their headings'
+    (a heading alone is short and worded otherwise, so what moves a paste toward it differs).
     """
 
-    def __init__(self, matrix: np.ndarray, heading: np.ndarray) -> None:
-        self.matrix, self.heading = _square(matrix), _square(heading)
+    def __init__(self, to_sections: np.ndarray, to_headings: np.ndarray) -> None:
+        self.to_sections, self.to_headings = _square(to_sections), _square(to_headings)
 
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        return _move(vectors, self.matrix)
+    def for_sections(self, vectors: np.ndarray) -> np.ndarray:
+        return _move(vectors, self.to_sections)
 
     def for_headings(self, vectors: np.ndarray) -> np.ndarray:
-        return _move(vectors, self.heading)
+        return _move(vectors, self.to_headings)
 
     def save(self, path: Path) -> None:
         with path.open("wb") as out:
-            np.save(out, np.stack([self.matrix, self.heading]), allow_pickle=False)
+            np.save(out, np.stack([self.to_sections, self.to_headings]), allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> "QueryAdapter":
         matrices = np.load(path, allow_pickle=False)
-        if matrices.shape != (2, DIMENSIONS, DIMENSIONS):
-            raise ValueError(f"{path.name} holds {matrices.shape}, not a query adapter's two "
-                             f"{DIMENSIONS} x {DIMENSIONS} matrices: refit it with manage.py train_ranker")
+        if matrices.ndim == 2:
+            # Fitted before headings had a matrix of their own: it moved the query for both.
+            return cls(matrices, matrices)
         return cls(*matrices)
 
 

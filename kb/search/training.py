@@ -41,7 +41,8 @@ T = TypeVar("T")
 L2 = 3.0
 STEPS = 600
 FOLDS = 5
-# The query adapter's fit (fit_adapter): chosen by nested cross-validation on the shared cases.
+# The query adapter's fit (fit_adapter): chosen by nested cross-validation on the shared cases
+# for the sections' matrix; the headings' matrix shares them (not selected on its own).
 ADAPTER_L2 = 0.03
 ADAPTER_STEPS = 50
 ADAPTER_RATE = 1e-3
@@ -203,13 +204,13 @@ def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndar
                                  _fit_move(vectors, answers, headings, l2, steps))
 
 
-def _fit_move(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarray, l2: float,
+def _fit_move(vectors: np.ndarray, answers: list[list[int]], targets: np.ndarray, l2: float,
               steps: int) -> np.ndarray:
-    """The matrix under which each query's answers (rows of `sections`) take the most of a
-    softmax over every row: the other sections are the negatives. Adam on the smooth loss,
-    from the identity; few steps and an L2 pull keep it near the model."""
+    """The matrix under which each query's answers (rows of `targets`, one a section) take the
+    most of a softmax over every row: the other sections are the negatives. Adam on the
+    smooth loss, from the identity; few steps and an L2 pull keep it near the model."""
     matrix = np.zeros((vectors.shape[1], vectors.shape[1]))
-    answer = np.zeros((len(vectors), len(sections)), dtype=bool)
+    answer = np.zeros((len(vectors), len(targets)), dtype=bool)
     for row, rows in enumerate(answers):
         answer[row, rows] = True
     first, second = np.zeros_like(matrix), np.zeros_like(matrix)
@@ -217,12 +218,12 @@ def _fit_move(vectors: np.ndarray, answers: list[list[int]], sections: np.ndarra
         moved = vectors + vectors @ matrix
         norm = np.linalg.norm(moved, axis=1, keepdims=True)
         unit = moved / norm
-        logits = TEMPERATURE * unit @ sections.T
+        logits = TEMPERATURE * unit @ targets.T
         weight = np.exp(logits - logits.max(axis=1, keepdims=True))
         on_answers = np.where(answer, weight, 0.0)
         slope = (weight / weight.sum(axis=1, keepdims=True)
                  - on_answers / on_answers.sum(axis=1, keepdims=True)) / len(vectors)
-        toward = TEMPERATURE * slope @ sections
+        toward = TEMPERATURE * slope @ targets
         gradient = vectors.T @ ((toward - unit * (unit * toward).sum(axis=1, keepdims=True)) / norm) + 2 * l2 * matrix
         first = 0.9 * first + 0.1 * gradient
         second = 0.999 * second + 0.001 * gradient ** 2

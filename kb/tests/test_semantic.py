@@ -154,6 +154,22 @@ def test_similarity_scores_the_given_embedded_sections(embedded):
     assert scores[timeout][0] == pytest.approx(dict(query.nearest())[timeout])
 
 
+def test_a_query_is_moved_by_the_adapter_for_the_sections_and_for_their_headings(embedded):
+    # Two different moves: sections compare with one, headings with the other.
+    rng = np.random.default_rng(0)
+    adapter = semantic.QueryAdapter(rng.normal(0, 0.1, (384, 384)), rng.normal(0, 0.1, (384, 384)))
+    text = "my function stops after a few seconds"
+    raw = semantic.query_vectors([text])[0]
+    index = semantic.load_index()
+    query = semantic.embed_query(text, adapter)
+    for sid, (body, heading) in query.similarity(list(index.rows)).items():
+        row = index.rows[sid]
+        assert body == pytest.approx(float(index.matrix[row] @ adapter.for_sections(raw)), abs=1e-5)
+        assert heading == pytest.approx(float(index.headings[row] @ adapter.for_headings(raw)), abs=1e-5)
+    best_heading = max(index.rows, key=lambda sid: float(index.headings[index.rows[sid]] @ adapter.for_headings(raw)))
+    assert query.nearest(headings=True)[0][0] == best_heading
+
+
 def test_a_section_stored_at_import_has_the_vector_its_text_gets_as_a_query(embedded):
     # The import embeds on every core with a memory arena, several texts a model run; a
     # worker embeds one query on one thread. The same text must give the same vector, or
