@@ -206,9 +206,11 @@ def fit_adapter(vectors: np.ndarray, answers: list[list[int]], sections: np.ndar
 
 def _fit_move(vectors: np.ndarray, answers: list[list[int]], targets: np.ndarray, l2: float,
               steps: int) -> np.ndarray:
-    """The matrix under which each query's answers (rows of `targets`, one a section) take the
-    most of a softmax over every row: the other sections are the negatives. Adam on the
-    smooth loss, from the identity; few steps and an L2 pull keep it near the model."""
+    """The matrix under which each query's answers (rows of `targets`: one vector per section,
+    of its text or of its heading) take the most of a softmax over every row: the other
+    sections are the negatives. Adam on the smooth loss, from the identity; few steps and
+    an L2 pull keep it near the model. (It moves and normalises as QueryAdapter does, keeping
+    the norm the gradient needs.)"""
     matrix = np.zeros((vectors.shape[1], vectors.shape[1]))
     answer = np.zeros((len(vectors), len(targets)), dtype=bool)
     for row, rows in enumerate(answers):
