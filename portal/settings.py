@@ -214,6 +214,8 @@ KB_CONTENT_DIR = Path(os.environ.get("KB_CONTENT_DIR") or BASE_DIR / "content")
 # The largest markdown or guide.toml file the importer reads (the corpus's largest is 0.3 MB):
 # a bigger one is an error naming it, before it is read into memory.
 KB_MAX_FILE_BYTES = env_int("KB_MAX_FILE_BYTES", 5 * 1024 * 1024)
+# Where the semantic stage keeps the model file it builds for queries (kb/search/semantic.py).
+KB_MODEL_DIR = Path(os.environ.get("KB_MODEL_DIR") or BASE_DIR / ".cache" / "models")
 # Judged cases (errors-dev.jsonl, qrels-dev.jsonl) that `manage.py train_ranker` fits the ranker on.
 KB_EVAL_DIR = Path(os.environ.get("KB_EVAL_DIR") or BASE_DIR.parent / "shared" / "eval")
 

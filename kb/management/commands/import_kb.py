@@ -48,6 +48,7 @@ class Command(BaseCommand):
             if progress:
                 sys.stderr.write("\r\033[K")
         self.stdout.write(f"{result.embedded} of {result.total} section(s) embedded")
+        semantic.query_model_path()  # built once per machine: here, not at the first pasted error
 
     @staticmethod
     def _progress(what: str):
