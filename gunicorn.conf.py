@@ -6,6 +6,9 @@ GUNICORN_CMD_ARGS. Reference: https://gunicorn.org/reference/settings/
 
 import multiprocessing
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 
 def _int(name: str, default: int) -> int:
@@ -57,9 +60,12 @@ access_log_format = '%(h)s %({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)
 
 
 def when_ready(server) -> None:
-    """Run the system checks that need the database (kb/checks.py: search engine, rate-limit
-    counters) once, in the master, before any worker starts, and log what they find: a
-    server whose rate limits cannot count says so at start-up."""
+    """Before any worker starts: build the query copy of the embedding model if this node
+    has none (in a process of its own, whose 0.5 GB is given back), then run the system
+    checks that need the database (kb/checks.py: search engine, rate-limit counters) once,
+    in the master, and log what they find: a server whose rate limits cannot count says so
+    at start-up."""
+    subprocess.run([sys.executable, str(Path(__file__).with_name("manage.py")), "build_query_model"], check=False)
     from django.apps import apps
 
     if not apps.ready:  # preload_app off: Django loads in the workers, which serve unchecked

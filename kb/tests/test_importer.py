@@ -450,9 +450,10 @@ def test_a_link_to_the_id_a_repeated_anchor_was_given_is_not_broken(db, write_gu
 def test_command_prints_the_summary_and_warnings(db, write_guide):
     folder = write_guide("g", {"a.md": LINKS, "b.md": page("b")})
     out, err = run_command(folder)
-    summary, embedded = out.splitlines()
+    summary, embedded, query_model = out.splitlines()
     assert summary == "1 guide(s): 2 added, 0 updated, 0 unchanged, 0 removed, 4 warning(s)"
     assert embedded == "3 of 3 section(s) embedded"
+    assert query_model.startswith("query model: ") and Path(query_model.removeprefix("query model: ")).is_file()
     assert f"warning: {folder / 'a.md'}:3: broken link to #nowhere: no such anchor\n" in err
     assert Article.objects.count() == 2
 

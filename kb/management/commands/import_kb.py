@@ -3,6 +3,7 @@ sync_embeddings once the import has committed, and print."""
 
 import sys
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.importer import ImportFailed, import_content
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             if progress:
                 sys.stderr.write("\r\033[K")
         self.stdout.write(f"{result.embedded} of {result.total} section(s) embedded")
-        semantic.query_model_path()  # built once per machine: here, not at the first pasted error
+        call_command("build_query_model", stdout=self.stdout, stderr=self.stderr)
 
     @staticmethod
     def _progress(what: str):

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kb.search import ranking, training
+from kb.search import ranking, semantic, training
 
 
 class Command(BaseCommand):
@@ -35,6 +35,8 @@ class Command(BaseCommand):
                           f"{len(desk)} from the help desk")
         if not judged and not desk:
             raise CommandError("nothing to train on: no evaluation file and no resolved cases or votes")
+        if semantic.available():  # the adapter is fitted on the vectors of the model pastes are embedded by
+            self.stdout.write(f"pastes embedded by {semantic.query_model_path()}")
         adapters = training.Adapters(judged + desk)
         in_use = ranking.shipped_ranker()
         # The weights in use rank every case with their own adapter; a refit's figures are
