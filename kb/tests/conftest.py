@@ -31,8 +31,9 @@ def plain_static_storage(settings) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def query_model() -> None:
-    """Pastes are embedded by the copy of the model that import_kb builds, as in a deployment
-    (built once per checkout, in KB_MODEL_DIR)."""
+    """Pastes are embedded by the copy of the model that import_kb builds, as in a deployment.
+    It is the development server's copy (KB_MODEL_DIR), built by the first run in a checkout
+    (seconds) and shared: tests that build others point KB_MODEL_DIR elsewhere."""
     from kb.search import semantic
 
     if semantic.available():

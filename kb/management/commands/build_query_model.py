@@ -1,22 +1,22 @@
 """`manage.py build_query_model`: build the copy of the embedding model that pastes are
-embedded by (kb/search/semantic.py), once per machine. `import_kb` runs it, and so does
-gunicorn's start (gunicorn.conf.py), on every node; seconds the first time, nothing after."""
+embedded by (kb/search/semantic.py), once per machine: seconds the first time, a check
+after. `import_kb` builds it too, and gunicorn's start runs this command (gunicorn.conf.py);
+a deployment image can run it once at build time instead."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from kb.search import semantic
 
 
 class Command(BaseCommand):
-    help = "Build the query copy of the embedding model unless it is built (import_kb and gunicorn run it)."
+    help = "Build the query copy of the embedding model unless it is built (import_kb and gunicorn's start run it)."
+    requires_system_checks = []  # gunicorn runs it at every start: only the build's own work
 
     def handle(self, *args, **options) -> None:
         if not semantic.available():
+            self.stdout.write("semantic search is off (KB_SEMANTIC=0, or its packages are missing): nothing to build")
             return
         try:
-            path = semantic.build_query_model()
-        except Exception as error:  # the copy only speeds queries up: a failure must not stop an import or a start
-            self.stderr.write(self.style.WARNING(
-                f"warning: the query model cannot be built ({error}): pastes are embedded by the package's model"))
-        else:
-            self.stdout.write(f"query model: {path}")
+            self.stdout.write(f"query model: {semantic.build_query_model()}")
+        except Exception as error:
+            raise CommandError(f"the query model cannot be built ({error}): pastes are embedded by the package's model") from error

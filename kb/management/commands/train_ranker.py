@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if not judged and not desk:
             raise CommandError("nothing to train on: no evaluation file and no resolved cases or votes")
         if semantic.available():  # the adapter is fitted on the vectors of the model pastes are embedded by
-            self.stdout.write(f"pastes embedded by {semantic.query_model_path()}")
+            self.stdout.write(f"pastes embedded by {semantic.build_query_model()}")
         adapters = training.Adapters(judged + desk)
         in_use = ranking.shipped_ranker()
         # The weights in use rank every case with their own adapter; a refit's figures are
