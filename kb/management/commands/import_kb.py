@@ -3,6 +3,7 @@ sync_embeddings once the import has committed, and print."""
 
 import sys
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kb.importer import ImportFailed, import_content
@@ -49,10 +50,9 @@ class Command(BaseCommand):
                 sys.stderr.write("\r\033[K")
         self.stdout.write(f"{result.embedded} of {result.total} section(s) embedded")
         try:
-            self.stdout.write(f"query model: {semantic.build_query_model()}")
-        except Exception as error:  # the copy only speeds pastes up: the import itself succeeded
-            self.stderr.write(self.style.WARNING(
-                f"warning: the query model cannot be built ({error}): pastes are embedded by the package's model"))
+            call_command("build_query_model", stdout=self.stdout)
+        except CommandError as error:  # the copy only speeds pastes up: the import itself succeeded
+            self.stderr.write(self.style.WARNING(f"warning: {error}"))
 
     @staticmethod
     def _progress(what: str):
