@@ -275,7 +275,7 @@ def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the
     load(demo, filler, long)
     engine = get_engine()
     lexemes = [lexeme for found in engine.lexemes(["credentials", "expired", "tokens"]).values() for lexeme in found]
-    k1, b = postgresql.K1, postgresql.B
+    k1, b = base.K1, base.B
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.section_id, sum(p.tf * {k1 + 1} / (p.tf + {k1} * ({1 - b} + {b} * s.length"
@@ -285,6 +285,54 @@ def test_postgresql_scores_are_bm25_of_the_postings_after_a_reimport_changes_the
     ids, scores = engine._bm25(dict.fromkeys(lexemes, 1.0))
     assert len(expected) >= 2
     assert dict(zip(ids.tolist(), scores.tolist())) == pytest.approx(expected, rel=1e-9)
+
+
+def fts5_scores(terms: list[str], *, guide: str = "") -> dict[int, float]:
+    """What FTS5's own bm25() gives every section matching any of `terms` (quoted as the engine quotes them)."""
+    engine = get_engine()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT rowid, -bm25({sqlite.TABLE}, %s, %s, %s) FROM {sqlite.TABLE} WHERE {sqlite.TABLE} MATCH %s"
+            + (" AND guide = %s" if guide else ""),
+            [engine.TITLE_WEIGHT, engine.CONTEXT_WEIGHT, engine.BODY_WEIGHT, " OR ".join(map(sqlite.quote, terms))]
+            + ([guide] if guide else []))
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
+@pytest.mark.parametrize("guide", ["", "demo"])
+def test_sqlite_scores_are_fts5_bm25_of_the_whole_query_after_a_reimport_changes_the_average(
+        load, write_guide, filler, guide):
+    """The terms are scored from posting lists and the rest by FTS5: together they must give
+    each section FTS5's own score for the query, after a re-import changes the average length.
+    Two terms with one stem count twice, and a term FTS5 cuts in two is a phrase, as in FTS5."""
+    demo = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT}, title="Demo Guide")
+    load(demo, filler)
+    long_text = "## Credentials everywhere<a name=\"everywhere\"></a>\n\n" + "Expired credentials and tokens. " * 400
+    long = write_guide("long", {"long.md": "# Long<a name=\"long\"></a>\n\n" + long_text}, title="Long Guide")
+    load(demo, filler, long)
+    terms, phrases = ["credentials", "credential", "expired", "token", "identity-based", "basil"], ["temporary security"]
+    assert get_engine().tokens(["identity-based", "credentials"]) == {"identity-based": ("ident", "base"),
+                                                                      "credentials": ("credenti",)}
+
+    found = get_engine().search(terms, phrases, guide=guide, limit=1000)
+
+    expected = fts5_scores(get_engine().informative(terms)[0] + phrases, guide=guide)
+    assert len(expected) >= 2
+    assert {c.section_id: c.score for c in found} == pytest.approx(expected, rel=1e-9)
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
+def test_an_index_from_before_the_posting_lists_gets_them_at_the_next_sync(guides):
+    terms = ["credentials", "access", "denied"]
+    before = get_engine().search(terms, [])
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {sqlite.LISTS}")
+        cursor.execute(f"DROP TABLE {sqlite.GUIDES}")
+
+    assert get_engine().sync() == base.SyncResult(indexed=0, removed=0)
+    assert before and get_engine().search(terms, []) == before
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's round trips")
@@ -308,7 +356,7 @@ def test_posting_weights_are_summed_per_section_however_far_apart_the_ids(ids):
     expected: dict[int, float] = {}
     for section, weight in zip(ids, weights):
         expected[section] = expected.get(section, 0.0) + weight
-    sections, sums = postgresql.sum_by_section(np.array(ids, dtype=np.int64), np.array(weights))
+    sections, sums = base.sum_by_section(np.array(ids, dtype=np.int64), np.array(weights))
     assert sections.tolist() == sorted(expected)
     assert dict(zip(sections.tolist(), sums.tolist())) == pytest.approx(expected)
 

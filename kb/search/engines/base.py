@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection
 
 from kb import cache
@@ -35,6 +36,8 @@ COMMON_TERM_SHARE = 0.3
 MIN_TERMS = 3  # pruning keeps at least this many of a query's terms
 PRUNE_FROM = 1000  # sections; a small index is cheap to search whole, and pruning would distort it
 FREQUENCY_CACHE_SIZE = 50_000
+K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
+SPAN_PER_POSTING = 16  # ids summed over their span while it is at most this many per posting
 
 # (vendor, content generation, term) -> document frequency. The generation changes with
 # every import that changes content, so entries never outlive the index they describe.
@@ -155,3 +158,20 @@ class SearchEngine:
     @staticmethod
     def cursor():
         return connection.cursor()
+
+
+def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ids ascending, the sum of their weights), every weight positive.
+
+    Section ids are mostly dense: summing over their span costs 8 bytes an id and a
+    twentieth of the time of sorting them. Years of re-imports can spread them far apart,
+    and then sorting is the smaller cost.
+    """
+    first = ids.min()
+    span = ids.max() - first + 1
+    if span <= SPAN_PER_POSTING * len(ids):
+        sums = np.bincount(ids - first, weights=weights)
+        found = np.flatnonzero(sums)
+        return found + first, sums[found]
+    sections, at = np.unique(ids, return_inverse=True)
+    return sections, np.bincount(at, weights=weights)

@@ -26,7 +26,7 @@ import numpy as np
 import psycopg
 from django.db import connection, transaction
 
-from .base import Candidate, SearchEngine, remember
+from .base import B, K1, Candidate, SearchEngine, remember, sum_by_section
 
 TABLE = "kb_search_pg_documents"
 POSTINGS = "kb_search_pg_lexeme_postings"
@@ -36,10 +36,8 @@ LISTS = "kb_search_pg_lexeme_lists"  # lexeme -> its sections and their BM25 wei
 OBSOLETE = ("kb_search_pg", "kb_search_pg_lexemes", "kb_search_pg_sections", "kb_search_pg_postings",
             "kb_search_pg_words", "kb_search_pg_word_postings", "kb_search_pg_word_frequencies")
 NOT_A_WORD = re.compile(r"[\W_]+")
-K1, B = 1.2, 0.75  # BM25's usual constants, as FTS5 uses
 RERANKED = 100  # candidates whose phrase matches are checked (more changed no ranking in the eval set)
 MAX_PHRASES = 12
-SPAN_PER_POSTING = 16  # ids summed over their span while it is at most this many per posting
 LEXEME_CACHE_SIZE = 50_000
 
 # Text -> its lexemes under the 'english' configuration: they depend on the text alone, so a
@@ -266,23 +264,6 @@ class PostgreSQLEngine(SearchEngine):
         with self.cursor() as cursor:
             cursor.execute(f"SELECT section_id FROM {TABLE} WHERE guide = %s", [guide])
             return np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
-
-
-def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct ids ascending, the sum of their weights), every weight positive.
-
-    Section ids are mostly dense: summing over their span costs 8 bytes an id and a
-    twentieth of the time of sorting them. Years of re-imports can spread them far apart,
-    and then sorting is the smaller cost.
-    """
-    first = ids.min()
-    span = ids.max() - first + 1
-    if span <= SPAN_PER_POSTING * len(ids):
-        sums = np.bincount(ids - first, weights=weights)
-        found = np.flatnonzero(sums)
-        return found + first, sums[found]
-    sections, at = np.unique(ids, return_inverse=True)
-    return sections, np.bincount(at, weights=weights)
 
 
 def words_only(text: str) -> str:
