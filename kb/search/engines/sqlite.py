@@ -145,28 +145,30 @@ class SQLiteEngine(SearchEngine):
         single = [tokens[t][0] for t in kept if len(tokens[t]) == 1]
         clauses = [quote(t) for t in kept if len(tokens[t]) > 1] + [quote(p) for p in phrases]
         total = max(frequency[""], 1)
-        scores: dict[int, float] = {}
-        if single:
-            ids, sums = self._bm25(single, total)
-            if guide and len(ids):
-                in_guide = np.isin(ids, self._guide_sections(guide), assume_unique=True)
-                ids, sums = ids[in_guide], sums[in_guide]
-            scores = dict(zip(ids.tolist(), sums.tolist()))
+        ids, scores = self._bm25(single, total)
+        if guide and len(ids):
+            in_guide = np.isin(ids, self._guide_sections(guide), assume_unique=True)
+            ids, scores = ids[in_guide], scores[in_guide]
         if clauses:
             sql = (f"SELECT rowid, bm25({TABLE}, %s, %s, %s) FROM {TABLE} WHERE {TABLE} MATCH %s"
                    + (" AND guide = %s" if guide else ""))
             params = [self.TITLE_WEIGHT, self.CONTEXT_WEIGHT, self.BODY_WEIGHT, " OR ".join(clauses)]
             with self.cursor() as cursor:
                 cursor.execute(sql, params + ([guide] if guide else []))
-                for section_id, rank in cursor.fetchall():
-                    # bm25() is lower-is-better; flip it so every engine's score grows with relevance.
-                    scores[section_id] = scores.get(section_id, 0.0) - rank
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [Candidate(section_id=sid, score=score) for sid, score in ranked]
+                matched = cursor.fetchall()
+            if matched:
+                # bm25() is lower-is-better; flip it so every engine's score grows with relevance.
+                ids, scores = sum_by_section(
+                    np.concatenate([ids, np.fromiter((row[0] for row in matched), dtype=np.int64, count=len(matched))]),
+                    np.concatenate([scores, np.fromiter((-row[1] for row in matched), dtype=np.float64, count=len(matched))]))
+        best = np.lexsort((ids, -scores))[:limit]
+        return [Candidate(section_id=sid, score=score) for sid, score in zip(ids[best].tolist(), scores[best].tolist())]
 
     def _bm25(self, terms: list[str], total: int) -> tuple[np.ndarray, np.ndarray]:
         """(section ids, BM25 scores) of the sections holding any of the stems, each counted
         once per time it is in `terms`, with FTS5's rarity (idf) of it among `total` sections."""
+        if not terms:
+            return np.empty(0, dtype=np.int64), np.empty(0)
         with self.cursor() as cursor:
             cursor.execute(f"SELECT term, ids, weights FROM {LISTS} WHERE term IN ({', '.join(['%s'] * len(set(terms)))})",
                            sorted(set(terms)))
