@@ -157,6 +157,9 @@ def index_problems(db: Database) -> list[str]:
         text = db.query(f"SELECT count(*) FROM {sqlite.TABLE} f JOIN kb_section s ON s.id = f.rowid"
                         " WHERE f.title IS NOT s.title OR f.body IS NOT s.text")[0][0]
         db.query(f"INSERT INTO {sqlite.TABLE}({sqlite.TABLE}) VALUES ('integrity-check')")
+        built = db.query(f"SELECT signature FROM {sqlite.BUILT}")
+        if not built or not built[0][0].endswith(" " + db.query(sqlite.INDEX_STATE_SQL)[0][0]):
+            return ["posting lists not built from the index as it is"]
     else:
         indexed = dict(db.query(f"SELECT section_id, hash FROM {postgresql.TABLE}"))
         # The indexed document against the one the section's text makes now (cut into words as the engine does).

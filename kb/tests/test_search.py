@@ -299,6 +299,14 @@ def fts5_scores(terms: list[str], *, guide: str = "") -> dict[int, float]:
         return dict(cursor.fetchall())
 
 
+def assert_fts5_scores(terms: list[str], phrases: list[str], *, guide: str = "") -> None:
+    found = get_engine().search(terms, phrases, guide=guide, limit=1000)
+    expected = fts5_scores(get_engine().informative(terms)[0] + phrases, guide=guide)
+    assert len(expected) >= 2
+    assert {c.section_id: c.score for c in found} == pytest.approx(expected, rel=1e-9)
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
 @pytest.mark.parametrize("guide", ["", "demo"])
 def test_sqlite_scores_are_fts5_bm25_of_the_whole_query_after_a_reimport_changes_the_average(
@@ -315,12 +323,50 @@ def test_sqlite_scores_are_fts5_bm25_of_the_whole_query_after_a_reimport_changes
     assert get_engine().tokens(["identity-based", "credentials"]) == {"identity-based": ("ident", "base"),
                                                                       "credentials": ("credenti",)}
 
-    found = get_engine().search(terms, phrases, guide=guide, limit=1000)
+    with CaptureQueriesContext(connection) as queries:
+        get_engine().search(terms, phrases, guide=guide)
 
-    expected = fts5_scores(get_engine().informative(terms)[0] + phrases, guide=guide)
-    assert len(expected) >= 2
-    assert {c.section_id: c.score for c in found} == pytest.approx(expected, rel=1e-9)
-    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    assert_fts5_scores(terms, phrases, guide=guide)
+    # FTS5 scores the phrase and the term it cuts in two; the single words come from their lists.
+    matched = [q["sql"] for q in queries if "bm25(" in q["sql"]]
+    assert len(matched) == 1 and matched[0].endswith("MATCH '\"identity-based\" OR \"temporary security\"'")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
+def test_sqlite_scores_follow_an_import_that_only_removes_sections(load, write_guide, filler):
+    demo = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT, "rotating.md": ROTATE}, title="Demo Guide")
+    load(demo, filler)
+    gone = set(Section.objects.filter(article__slug="troubleshoot_access").values_list("pk", flat=True))
+    (demo / "troubleshoot_access.md").unlink()
+    load(demo, filler)
+
+    found = get_engine().search(["credentials", "rotate", "expired"], [], limit=1000)
+
+    assert gone and found and not {c.section_id for c in found} & gone
+    assert_fts5_scores(["credentials", "rotate", "basil"], [])
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
+def test_posting_lists_are_built_again_when_the_index_or_the_weights_change_behind_them(guides, monkeypatch):
+    """An import by another release writes the index alone; a new release may weigh columns otherwise."""
+    terms = ["credentials", "access", "denied"]
+    engine = get_engine()
+    last = engine.search(terms, [])[-1].section_id
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT rowid, title, context, body, guide, hash FROM {sqlite.TABLE} WHERE rowid = %s", [last])
+        row = dict(zip(["id", "title", "context", "body", "guide", "hash"], cursor.fetchone()))
+    # Rewritten as an older release's import would: the row, then a merge, but not the lists.
+    engine.delete([last])
+    engine.insert([{**row, "body": row["body"] + " Access denied: credentials, credentials, credentials."}])
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {sqlite.TABLE}({sqlite.TABLE}) VALUES ('optimize')")
+
+    assert engine.sync() == base.SyncResult(indexed=0, removed=0)
+    assert_fts5_scores(terms, [])
+
+    monkeypatch.setattr(sqlite.SQLiteEngine, "TITLE_WEIGHT", 9.0)
+    get_engine().sync()
+    assert_fts5_scores(terms, [])
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's posting lists")
@@ -329,7 +375,8 @@ def test_an_index_from_before_the_posting_lists_gets_them_at_the_next_sync(guide
     before = get_engine().search(terms, [])
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {sqlite.LISTS}")
-        cursor.execute(f"DROP TABLE {sqlite.GUIDES}")
+        cursor.execute(f"DROP TABLE {sqlite.BUILT}")
+    assert not get_engine().exists()
 
     assert get_engine().sync() == base.SyncResult(indexed=0, removed=0)
     assert before and get_engine().search(terms, []) == before

@@ -1,7 +1,7 @@
 """The contract every full-text engine meets, and the index bookkeeping they share.
 
-An engine owns one table keyed by section id, created on demand (so models and migrations
-are the same on every database). `sync()` reconciles it with the sections by comparing
+An engine owns its tables (one row per section, and what it derives from them), created on
+demand (so models and migrations are the same on every database). `sync()` reconciles it with the sections by comparing
 each row's article content hash, so it heals any drift and costs little when nothing
 changed. `search()` takes analysed terms (never raw text) and returns ranked candidates.
 """
