@@ -1,9 +1,9 @@
 """The contract every full-text engine meets, and the index bookkeeping they share.
 
-An engine owns its tables (one row per section, and what it derives from them), created on
-demand (so models and migrations are the same on every database). `sync()` reconciles it with the sections by comparing
-each row's article content hash, so it heals any drift and costs little when nothing
-changed. `search()` takes analysed terms (never raw text) and returns ranked candidates.
+An engine owns its tables (one row per section, and what it derives from them), created
+on demand (so models and migrations are the same on every database). `sync()` reconciles
+them with the sections by comparing each row's article content hash, so it heals any drift
+and costs little when nothing changed. `search()` takes analysed terms (never raw text) and returns ranked candidates.
 """
 
 from __future__ import annotations
@@ -158,6 +158,13 @@ class SearchEngine:
     @staticmethod
     def cursor():
         return connection.cursor()
+
+    @staticmethod
+    def in_guide(ids: np.ndarray, scores: np.ndarray, guide: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (section ids, scores) of the guide's sections among them."""
+        sections = Section.objects.filter(article__guide__slug=guide).values_list("pk", flat=True)
+        kept = np.isin(ids, np.fromiter(sections, dtype=np.int64), assume_unique=True)
+        return ids[kept], scores[kept]
 
 
 def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

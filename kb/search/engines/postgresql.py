@@ -115,7 +115,6 @@ class PostgreSQLEngine(SearchEngine):
                 " tf real NOT NULL)"
             )
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {POSTINGS}_section ON {POSTINGS} (section_id)")
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_guide ON {TABLE} (guide, section_id)")
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {LISTS} (lexeme text PRIMARY KEY, sections integer NOT NULL,"
                            " ids bytea NOT NULL, weights bytea NOT NULL)")
 
@@ -223,8 +222,7 @@ class PostgreSQLEngine(SearchEngine):
         phrases = [p for p in phrases if frequency.get(p)]
         ids, scores = self._bm25(weighted)
         if guide:
-            in_guide = np.isin(ids, self._guide_sections(guide), assume_unique=True)
-            ids, scores = ids[in_guide], scores[in_guide]
+            ids, scores = self.in_guide(ids, scores, guide)
         best = np.lexsort((ids, -scores))[:max(RERANKED, limit)]
         scored = dict(zip(ids[best].tolist(), scores[best].tolist()))
         if phrases and scored:
@@ -259,11 +257,6 @@ class PostgreSQLEngine(SearchEngine):
         ids = np.concatenate([np.frombuffer(row[1], dtype=">i8") for row in rows]).astype(np.int64)
         weights = np.concatenate([np.frombuffer(row[2], dtype=">f8") * weighted[row[0]] for row in rows])
         return sum_by_section(ids, weights)
-
-    def _guide_sections(self, guide: str) -> np.ndarray:
-        with self.cursor() as cursor:
-            cursor.execute(f"SELECT section_id FROM {TABLE} WHERE guide = %s", [guide])
-            return np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
 
 
 def words_only(text: str) -> str:

@@ -15,8 +15,6 @@ from operator import itemgetter
 import numpy as np
 from django.db import transaction
 
-from kb.models import Section
-
 from .base import B, K1, Candidate, SearchEngine, remember, sum_by_section
 
 # FTS5's bm25() is computed for every row matching any of a paste's terms, thousands of rows:
@@ -169,9 +167,8 @@ class SQLiteEngine(SearchEngine):
                 matched_scores = np.fromiter((-row[1] for row in matched), dtype=np.float64, count=len(matched))
                 ids, scores = sum_by_section(np.concatenate([ids, matched_ids]),
                                              np.concatenate([scores, matched_scores]))
-        if guide and len(ids):
-            in_guide = np.isin(ids, self._guide_sections(guide), assume_unique=True)
-            ids, scores = ids[in_guide], scores[in_guide]
+        if guide:
+            ids, scores = self.in_guide(ids, scores, guide)
         best = np.lexsort((ids, -scores))[:limit]
         return [Candidate(section_id=sid, score=score) for sid, score in zip(ids[best].tolist(), scores[best].tolist())]
 
@@ -191,11 +188,6 @@ class SQLiteEngine(SearchEngine):
             return np.empty(0, dtype=np.int64), np.empty(0)
         return sum_by_section(np.concatenate([sections for sections, _ in found]),
                               np.concatenate([weights * idf(len(sections), total) for sections, weights in found]))
-
-    @staticmethod
-    def _guide_sections(guide: str) -> np.ndarray:
-        in_guide = Section.objects.filter(article__guide__slug=guide).values_list("pk", flat=True)
-        return np.fromiter(in_guide, dtype=np.int64)
 
     def tokens(self, words: list[str]) -> dict[str, tuple[str, ...]]:
         """Each word's tokens as the index stores them (stems, in order)."""
