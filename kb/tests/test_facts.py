@@ -2,6 +2,9 @@
 for the whole corpus, and read again when an import changes content, with or without the
 shared cache that carries the generation."""
 
+import gc
+import weakref
+
 import pytest
 
 from kb import cache as kb_cache
@@ -82,6 +85,20 @@ def test_the_corpus_is_read_once_until_an_import_changes_it(guide, reads):
 
     assert about_decrypt() == []  # the section is now about another action
     assert len(reads) == 2
+
+
+def test_the_corpus_is_kept_out_of_the_collectors_passes_yet_freed_when_replaced(guide):
+    known = facts.corpus()
+    # Tracked, yet in no generation a collection walks: frozen.
+    assert gc.is_tracked(known.sections)
+    assert not any(o is known.sections for o in gc.get_objects())
+    replaced = weakref.ref(known)
+    del known
+
+    rename_action(guide, "kms:Encrypt")
+    facts.corpus()
+
+    assert replaced() is None  # frozen objects are still freed once nothing refers to them
 
 
 def test_without_the_shared_cache_an_import_still_reaches_ranking(guide, reads, monkeypatch):
