@@ -413,8 +413,11 @@ class EntityStats:
         known = corpus()
         table = known.guides
         services = [table[f"service:{s}"] for s in query.entities.services if f"service:{s}" in table]
-        found = [table[v] for v in specific if v in table]
-        counts = [known.articles[v] for v in sorted(specific) if v in known.articles]
+        # In a fixed order: summed in set order, the shares would differ in their last bits from
+        # one process to the next (string hashing is seeded per process), and so could near ties.
+        ordered = sorted(specific)
+        found = [table[v] for v in ordered if v in table]
+        counts = [known.articles[v] for v in ordered if v in known.articles]
         return cls(services, found, [(c, sum(c.values())) for c in counts])
 
     def article_share(self, article_id: int) -> float:

@@ -4,6 +4,7 @@ The guide below has two troubleshooting sections written alike but about differe
 so only the entity features can tell them apart.
 """
 
+import itertools
 import json
 import random
 
@@ -13,6 +14,7 @@ from kb.guided.recommend import recommend
 from kb.importer import import_content
 from kb.models import Section
 from kb.search import analyse, ranking, search
+from kb.search.facts import Corpus
 from kb.search.ranking import (
     FEATURES, FIRST_STAGE, HEAD_FEATURES, INDEX, SEMANTIC_FEATURES, Cascade, Model, Ranker, candidates, contradicts, entity_lookup, rank, shipped_ranker,
     specific_values,
@@ -122,6 +124,17 @@ def test_reasons_name_the_entities_that_moved_the_section(roles):
     assert item.section.anchor == "assume"
     assert any("sts:AssumeRole" in reason for reason in item.why), item.why
     assert not any("iam:PassRole" in reason for reason in item.why)
+
+
+def test_where_the_corpus_documents_the_pastes_entities_weighs_the_same_in_every_process(monkeypatch):
+    # A set of strings iterates in another order in each process (their hashes are seeded per
+    # process): summed in that order, the shares would differ in their last bits from one
+    # worker to the next, and near ties would fall either way.
+    shares = {"action:svc:a": {"g": 0.1}, "action:svc:b": {"g": 0.2}, "action:svc:c": {"g": 0.3}}
+    monkeypatch.setattr(ranking, "corpus", lambda: Corpus({}, {}, {}, shares))
+    query = analyse("AccessDenied")
+    found = {ranking.EntityStats.for_query(query, order).entity_share("g") for order in itertools.permutations(shares)}
+    assert len(found) == 1
 
 
 def test_the_shipped_weights_load_with_a_cascade_for_each_stage():
