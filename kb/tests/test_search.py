@@ -416,6 +416,17 @@ def test_the_engine_filters_by_guide_itself(guides):
     assert {c.section_id for c in get_engine().search(["credentials", "access"], [])} - in_other
 
 
+def test_a_search_filtered_to_a_guide_finds_what_an_import_added_to_it(load, write_guide):
+    folder = write_guide("demo", {"troubleshoot_access.md": TROUBLESHOOT})
+    load(folder)
+    assert get_engine().search(["rotate"], [], guide="demo") == []
+    (folder / "rotating.md").write_text(ROTATE)
+    load(folder)
+
+    added = set(Section.objects.filter(article__slug="rotating").values_list("pk", flat=True))
+    assert {c.section_id for c in get_engine().search(["rotate"], [], guide="demo")} & added
+
+
 @pytest.mark.parametrize("word", ["notfoundexception", "amazonaws", "reports"])
 def test_words_joined_by_dots_or_slashes_are_found_by_each_word(load, write_guide, filler, word):
     # PostgreSQL's parser would keep KMS.NotFoundException, the host and the path whole.

@@ -3,7 +3,8 @@
 An engine owns its tables (one row per section, and what it derives from them), created
 on demand (so models and migrations are the same on every database). `sync()` reconciles
 them with the sections by comparing each row's article content hash, so it heals any drift
-and costs little when nothing changed. `search()` takes analysed terms (never raw text) and returns ranked candidates.
+and costs little when nothing changed. `search()` takes analysed terms (never raw text) and
+returns ranked candidates.
 """
 
 from __future__ import annotations
@@ -162,9 +163,17 @@ class SearchEngine:
     @staticmethod
     def in_guide(ids: np.ndarray, scores: np.ndarray, guide: str) -> tuple[np.ndarray, np.ndarray]:
         """The (section ids, scores) of the guide's sections among them."""
-        sections = Section.objects.filter(article__guide__slug=guide).values_list("pk", flat=True)
-        kept = np.isin(ids, np.fromiter(sections, dtype=np.int64), assume_unique=True)
+        kept = np.isin(ids, guide_sections(guide=guide), assume_unique=True)
         return ids[kept], scores[kept]
+
+
+@cache.memoised
+def guide_sections(*, guide: str) -> np.ndarray:
+    """The guide's section ids, read once per content generation rather than by every search
+    filtered to the guide (thousands of ids for a large guide)."""
+    ids = np.fromiter(Section.objects.filter(article__guide__slug=guide).values_list("pk", flat=True), dtype=np.int64)
+    ids.flags.writeable = False  # shared by the worker's threads
+    return ids
 
 
 def sum_by_section(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
